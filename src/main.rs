@@ -1,0 +1,81 @@
+//! `release-pilot`: the one binary. Server subcommands run the product (all of it, or one
+//! part); client subcommands talk HTTP to a running server for CI pipelines.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Release Pilot: an event-sourced, verifiable release ledger.
+#[derive(Debug, Parser)]
+#[command(name = "release-pilot", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Action,
+}
+
+/// Every subcommand the product offers. Those whose issue has not landed yet say so and
+/// exit with status 2; none pretends to work.
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Run the whole product in one process (embedded SQLite when no DATABASE_URL).
+    Serve,
+    /// Run only the command (write) API.
+    CommandService,
+    /// Run only the projector that maintains the read models.
+    Projector,
+    /// Run only the query (read) API.
+    QueryApi,
+    /// Apply database migrations.
+    Migrate,
+    /// Verify the ledger's hash chain and signed checkpoints (database or export file).
+    Verify,
+    /// Export the audit trail as signed JSON Lines or CSV.
+    Export,
+    /// Rebuild read models from ledger position 0.
+    Replay,
+    /// Seed a realistic 90-day history and print the DORA summary.
+    Demo,
+    /// Compute the next version and changelog from conventional commit messages.
+    ///
+    /// Reads one commit message per record from standard input, records separated by a
+    /// line holding only `---`. Works today, with no server: it runs the same rule the
+    /// ledger applies when a release is created without a version.
+    NextVersion(next_version::Args),
+}
+
+mod next_version;
+
+impl Action {
+    /// The subcommand's name as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Serve => "serve",
+            Action::CommandService => "command-service",
+            Action::Projector => "projector",
+            Action::QueryApi => "query-api",
+            Action::Migrate => "migrate",
+            Action::Verify => "verify",
+            Action::Export => "export",
+            Action::Replay => "replay",
+            Action::Demo => "demo",
+            Action::NextVersion(_) => "next-version",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Action::NextVersion(args) => next_version::run(args),
+        other => not_yet_available(&other),
+    }
+}
+
+/// The honest answer of a subcommand whose implementation has not landed.
+fn not_yet_available(command: &Action) -> ExitCode {
+    eprintln!(
+        "release-pilot: `{}` is not yet available in this build",
+        command.name()
+    );
+    ExitCode::from(2)
+}
