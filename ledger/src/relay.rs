@@ -1,0 +1,242 @@
+//! The relay: publishes sealed ledger entries to NATS JetStream, in order, each once.
+//!
+//! Each entry becomes one message on `<prefix>.<aggregate_type>.<aggregate_id>` whose
+//! body is the entry's canonical JSON (so a subscriber can recompute the chain) and whose
+//! headers carry `Nats-Msg-Id` = position, `Ledger-Position`, `Ledger-Hash` and the
+//! event's `traceparent`.
+//!
+//! # Exactly once in effect
+//!
+//! Before each batch the relay reads the stream's last message and continues after the
+//! position it carries: the stream, not a local note, says what was published. Every
+//! publish also sets `Nats-Expected-Last-Sequence`, so if one message of a pipelined
+//! batch is lost the next is refused instead of leaving a hole, and `Nats-Msg-Id` lets
+//! JetStream drop a repeat inside its duplicate window. After the acks the relay stores
+//! its checkpoint (for lag reporting). When NATS is down the batch fails, the relay backs
+//! off and retries; commands are unaffected because they only touch PostgreSQL.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::Context;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{Config as StreamConfig, Stream};
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+
+use crate::db::entries_after;
+use crate::error::LedgerError;
+use crate::sealer::lock;
+
+/// The advisory lock key of the relay role ("RPRELAY").
+pub const RELAY_LOCK: i64 = 0x0052_5052_454c_4159;
+
+/// Header carrying the ledger position.
+pub const POSITION_HEADER: &str = "Ledger-Position";
+/// Header carrying the chain hash (hex).
+pub const HASH_HEADER: &str = "Ledger-Hash";
+
+/// Where and how the relay publishes.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The relay's name in `relay_checkpoints`.
+    pub name: String,
+    /// The JetStream stream (`LEDGER`).
+    pub stream: String,
+    /// The subject prefix (`ledger`): subjects are `<prefix>.<type>.<id>`.
+    pub subject_prefix: String,
+    /// Most entries per batch.
+    pub batch_size: i64,
+    /// How long to wait when there is nothing to publish.
+    pub poll_interval: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            name: "jetstream".to_owned(),
+            stream: "LEDGER".to_owned(),
+            subject_prefix: "ledger".to_owned(),
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The relay.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: PgPool,
+    jetstream: Context,
+    config: RelayConfig,
+}
+
+fn nats(error: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Nats(error.to_string())
+}
+
+impl Relay {
+    /// A relay from `pool` to `jetstream`.
+    pub fn new(pool: PgPool, jetstream: Context, config: RelayConfig) -> Self {
+        Self {
+            pool,
+            jetstream,
+            config,
+        }
+    }
+
+    /// Creates the stream, or updates its subjects, so it captures `<prefix>.>`.
+    pub async fn ensure_stream(&self) -> Result<Stream, LedgerError> {
+        let config = StreamConfig {
+            name: self.config.stream.clone(),
+            subjects: vec![format!("{}.>", self.config.subject_prefix)],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        match self.jetstream.get_stream(&self.config.stream).await {
+            Ok(mut stream) => {
+                let info = stream.info().await.map_err(nats)?;
+                if info.config.subjects != config.subjects {
+                    let mut updated = info.config.clone();
+                    updated.subjects = config.subjects;
+                    self.jetstream.update_stream(updated).await.map_err(nats)?;
+                }
+                Ok(stream)
+            }
+            Err(_) => self.jetstream.create_stream(config).await.map_err(nats),
+        }
+    }
+
+    /// The last position in the stream and its stream sequence (`(0, 0)` when empty).
+    async fn stream_head(&self, stream: &mut Stream) -> Result<(i64, u64), LedgerError> {
+        let last_sequence = stream.info().await.map_err(nats)?.state.last_sequence;
+        if last_sequence == 0 {
+            return Ok((0, 0));
+        }
+        let message = stream.get_raw_message(last_sequence).await.map_err(nats)?;
+        let position = message
+            .headers
+            .get(POSITION_HEADER)
+            .and_then(|v| v.as_str().parse::<i64>().ok())
+            .ok_or_else(|| {
+                LedgerError::Corrupt(format!(
+                    "stream {} ends with a message the relay did not write (sequence {last_sequence})",
+                    self.config.stream
+                ))
+            })?;
+        Ok((position, last_sequence))
+    }
+
+    /// Publishes the next batch; returns how many entries it published.
+    pub async fn relay_batch(&self, stream: &mut Stream) -> Result<usize, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, RELAY_LOCK).await?;
+        let (published, last_sequence) = self.stream_head(stream).await?;
+        let entries = entries_after(&self.pool, published, self.config.batch_size).await?;
+        if entries.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        // Stream sequence of position p is offset + p for every entry this relay writes.
+        let offset = last_sequence as i64 - published;
+        let mut acks = Vec::with_capacity(entries.len());
+        for (entry, hash) in &entries {
+            let subject = format!(
+                "{}.{}.{}",
+                self.config.subject_prefix, entry.aggregate_type, entry.aggregate_id
+            );
+            let position = entry.position.to_string();
+            let expected = u64::try_from(offset + entry.position - 1).map_err(|_| {
+                LedgerError::Corrupt("stream sequences are behind ledger positions".to_owned())
+            })?;
+            let mut message = PublishMessage::build()
+                .payload(entry.canonical()?.into())
+                .message_id(&position)
+                .expected_last_sequence(expected)
+                .header(POSITION_HEADER, position.as_str())
+                .header(HASH_HEADER, hex::encode(hash).as_str());
+            if let Some(traceparent) = entry.metadata.get("traceparent").and_then(|v| v.as_str()) {
+                message = message.header("traceparent", traceparent);
+            }
+            let ack = self
+                .jetstream
+                .send_publish(subject, message)
+                .await
+                .map_err(nats)?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(nats)?;
+        }
+        let last = entries
+            .last()
+            .map_or(published, |(entry, _)| entry.position);
+        sqlx::query(
+            "INSERT INTO relay_checkpoints (relay, position) VALUES ($1, $2) \
+             ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position, updated_at = clock_timestamp()",
+        )
+        .bind(&self.config.name)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(entries.len())
+    }
+
+    /// The relay's stored checkpoint (0 when it has published nothing).
+    pub async fn checkpoint(&self) -> Result<i64, LedgerError> {
+        let row = sqlx::query("SELECT position FROM relay_checkpoints WHERE relay = $1")
+            .bind(&self.config.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("position")?,
+            None => 0,
+        })
+    }
+
+    /// Relays until `shutdown` turns true, backing off while NATS or PostgreSQL is down.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.config.poll_interval;
+        let mut stream: Option<Stream> = None;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let result = match stream.as_mut() {
+                Some(stream) => self.relay_batch(stream).await,
+                None => match self.ensure_stream().await {
+                    Ok(created) => {
+                        stream = Some(created);
+                        continue;
+                    }
+                    Err(error) => Err(error),
+                },
+            };
+            let wait = match result {
+                Ok(n) if n as i64 >= self.config.batch_size => {
+                    backoff = self.config.poll_interval;
+                    Duration::ZERO
+                }
+                Ok(_) => {
+                    backoff = self.config.poll_interval;
+                    self.config.poll_interval
+                }
+                Err(LedgerError::Busy) => Duration::from_millis(500),
+                Err(error) => {
+                    tracing::warn!(%error, "relaying failed; retrying");
+                    if matches!(error, LedgerError::Nats(_)) {
+                        stream = None;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The sealer: gives every committed event exactly one gap-free ledger position and a
+//! link in the hash chain, and signs checkpoints.
+//!
+//! # Why it cannot skip an event
+//!
+//! Readers of an auto-increment column skip rows whose transaction commits after a
+//! higher id was already read. The sealer instead orders events by
+//! `(tx_id, global_position)` — the inserting transaction's id, then insertion order —
+//! and reads only rows whose `tx_id` is below `pg_snapshot_xmin(pg_current_snapshot())`,
+//! the oldest transaction still running, evaluated in the same statement's snapshot.
+//! Every transaction below that horizon has finished: its rows are all visible now, or
+//! it aborted and they never will be. A transaction still running has an id at or above
+//! the horizon, so its rows sort after everything already sealed. The cursor (the last
+//! sealed event's `(tx_id, global_position)`) lives in the ledger table itself, and each
+//! batch is one transaction: crash anywhere and the batch never happened.
+//!
+//! # One active sealer
+//!
+//! Each batch transaction first takes `pg_try_advisory_xact_lock`. A second sealer that
+//! cannot take it waits and retries, so it takes over the moment the first stops. Even
+//! without the lock, the ledger's primary key on `position` and unique `global_position`
+//! make a second concurrent batch fail rather than fork the chain.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio::sync::watch;
+
+use crate::db::{entry_from_row, ENTRY_COLUMNS};
+use crate::entry::{hash_from_slice, Hash, GENESIS};
+use crate::error::LedgerError;
+use crate::signing::{Checkpoint, LedgerKey};
+
+/// The advisory lock key of the sealer role ("RPSEAL").
+pub const SEALER_LOCK: i64 = 0x5250_5345_414c;
+
+/// How the sealer batches and checkpoints.
+#[derive(Debug, Clone)]
+pub struct SealerConfig {
+    /// Most events sealed per transaction.
+    pub batch_size: i64,
+    /// Sign a checkpoint after this many new entries…
+    pub checkpoint_every: i64,
+    /// …or when this much time passed since the last checkpoint and there are new entries.
+    pub checkpoint_interval: Duration,
+    /// How long to wait when there is nothing to seal.
+    pub poll_interval: Duration,
+}
+
+impl Default for SealerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            checkpoint_every: 10_000,
+            checkpoint_interval: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealOutcome {
+    /// Entries sealed.
+    pub sealed: usize,
+    /// The last position after the batch.
+    pub head: i64,
+    /// The checkpoint signed in the batch, if any.
+    pub checkpoint: Option<i64>,
+}
+
+/// The sealer.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    pool: PgPool,
+    key: LedgerKey,
+    config: SealerConfig,
+}
+
+struct Cursor {
+    position: i64,
+    hash: Hash,
+    tx_id: String,
+    global_position: i64,
+}
+
+impl Sealer {
+    /// A sealer over `pool`, signing with `key`.
+    pub fn new(pool: PgPool, key: LedgerKey, config: SealerConfig) -> Self {
+        Self { pool, key, config }
+    }
+
+    /// Seals the next batch of committed events. Returns [`LedgerError::Busy`] when
+    /// another sealer holds the lock.
+    pub async fn seal_batch(&self) -> Result<SealOutcome, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, SEALER_LOCK).await?;
+        let cursor = cursor(&mut tx).await?;
+        let sql = format!(
+            "SELECT e.global_position, {ENTRY_COLUMNS} FROM events e \
+             WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
+               AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY e.tx_id, e.global_position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&cursor.tx_id)
+            .bind(cursor.global_position)
+            .bind(self.config.batch_size)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut positions = Vec::with_capacity(rows.len());
+        let mut globals = Vec::with_capacity(rows.len());
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+        let mut previous = cursor.hash;
+        let mut position = cursor.position;
+        for row in &rows {
+            position += 1;
+            let entry = entry_from_row(position, row)?;
+            previous = entry.chain_hash(&previous)?;
+            positions.push(position);
+            globals.push(row.try_get::<i64, _>("global_position")?);
+            hashes.push(previous.to_vec());
+        }
+        if !rows.is_empty() {
+            sqlx::query(
+                "INSERT INTO ledger (position, global_position, hash) \
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[])",
+            )
+            .bind(&positions)
+            .bind(&globals)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let checkpoint = self
+            .checkpoint_if_due(&mut tx, position, previous, false)
+            .await?;
+        tx.commit().await?;
+        Ok(SealOutcome {
+            sealed: rows.len(),
+            head: position,
+            checkpoint: checkpoint.map(|c| c.position),
+        })
+    }
+
+    /// Signs a checkpoint of the current head now, unless it is already checkpointed.
+    pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, SEALER_LOCK).await?;
+        let cursor = cursor(&mut tx).await?;
+        let checkpoint = self
+            .checkpoint_if_due(&mut tx, cursor.position, cursor.hash, true)
+            .await?;
+        tx.commit().await?;
+        Ok(checkpoint)
+    }
+
+    async fn checkpoint_if_due(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        head: i64,
+        hash: Hash,
+        force: bool,
+    ) -> Result<Option<Checkpoint>, LedgerError> {
+        let last = sqlx::query(
+            "SELECT position, signed_at FROM ledger_checkpoints ORDER BY position DESC LIMIT 1",
+        )
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (last_position, last_signed): (i64, Option<DateTime<Utc>>) = match last {
+            Some(row) => (row.try_get("position")?, Some(row.try_get("signed_at")?)),
+            None => (0, None),
+        };
+        if head <= last_position {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let interval = chrono::Duration::from_std(self.config.checkpoint_interval)
+            .unwrap_or(chrono::Duration::MAX);
+        let due = force
+            || head - last_position >= self.config.checkpoint_every
+            || last_signed.is_none_or(|signed| now - signed >= interval);
+        if !due {
+            return Ok(None);
+        }
+        let checkpoint = self.key.sign(head, hash, now);
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (position, hash, signed_at, key_id, signature) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(checkpoint.position)
+        .bind(checkpoint.hash.to_vec())
+        .bind(checkpoint.signed_at)
+        .bind(&checkpoint.key_id)
+        .bind(checkpoint.signature.to_vec())
+        .execute(&mut **tx)
+        .await?;
+        Ok(Some(checkpoint))
+    }
+
+    /// Seals until `shutdown` turns true: back to back while there is work, polling when
+    /// idle, backing off on errors (logged) and while another sealer is active.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.config.poll_interval;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.seal_batch().await {
+                Ok(outcome) if outcome.sealed as i64 >= self.config.batch_size => {
+                    backoff = self.config.poll_interval;
+                    Duration::ZERO
+                }
+                Ok(_) => {
+                    backoff = self.config.poll_interval;
+                    self.config.poll_interval
+                }
+                Err(LedgerError::Busy) => Duration::from_millis(500),
+                Err(error) => {
+                    tracing::warn!(%error, "sealing failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Takes a transaction-scoped advisory lock or reports [`LedgerError::Busy`].
+pub(crate) async fn lock(tx: &mut Transaction<'_, Postgres>, key: i64) -> Result<(), LedgerError> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    if locked {
+        Ok(())
+    } else {
+        Err(LedgerError::Busy)
+    }
+}
+
+async fn cursor(tx: &mut Transaction<'_, Postgres>) -> Result<Cursor, LedgerError> {
+    let row = sqlx::query(
+        "SELECT l.position, l.hash, e.tx_id::text AS tx_id, e.global_position \
+         FROM ledger l JOIN events e ON e.global_position = l.global_position \
+         ORDER BY l.position DESC LIMIT 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => Ok(Cursor {
+            position: row.try_get("position")?,
+            hash: hash_from_slice(row.try_get("hash")?)?,
+            tx_id: row.try_get("tx_id")?,
+            global_position: row.try_get("global_position")?,
+        }),
+        None => Ok(Cursor {
+            position: 0,
+            hash: GENESIS,
+            tx_id: "0".to_owned(),
+            global_position: 0,
+        }),
+    }
+}

@@ -1,0 +1,156 @@
+//! Test fixtures on the real services: a fresh PostgreSQL database per test (migrated,
+//! dropped afterwards) and JetStream stream names no other test uses.
+//!
+//! The server addresses come from `RELEASE_PILOT_TEST_DATABASE_URL` (an admin URL,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! `RELEASE_PILOT_TEST_NATS_URL` (default `nats://127.0.0.1:4222`).
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::relay::RelayConfig;
+
+/// The admin URL of the test PostgreSQL server.
+pub fn admin_url() -> String {
+    std::env::var("RELEASE_PILOT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The URL of the test NATS server.
+pub fn nats_url() -> String {
+    std::env::var("RELEASE_PILOT_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+fn with_database(admin: &str, name: &str) -> String {
+    match admin.rfind('/') {
+        Some(slash) => format!("{}/{name}", &admin[..slash]),
+        None => format!("{admin}/{name}"),
+    }
+}
+
+/// A fresh, migrated database that is dropped when the value is dropped.
+pub struct TestDatabase {
+    /// A pool on it.
+    pub pool: PgPool,
+    /// Its URL.
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates and migrates a database named `rp_test_<uuid>`.
+    pub async fn create() -> Self {
+        Self::create_with(32).await
+    }
+
+    /// As [`TestDatabase::create`], with a pool of `max_connections`.
+    pub async fn create_with(max_connections: u32) -> Self {
+        let name = format!("rp_test_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .expect("the test PostgreSQL server is reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url(), &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        crate::db::migrate(&pool).await.expect("migrations apply");
+        Self { pool, url, name }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside the test's runtime, which is blocked while we wait: a
+        // short-lived thread with its own runtime drops the database, and `WITH (FORCE)`
+        // ends the pool's connections server-side (closing the pool here would wait on
+        // the blocked runtime).
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A relay configuration with a stream and subject prefix of its own; the stream is
+/// deleted when the value is dropped.
+pub struct TestStream {
+    /// The relay configuration using the stream.
+    pub config: RelayConfig,
+}
+
+impl TestStream {
+    /// A unique stream `LEDGER_T<uuid>` on subjects `t<uuid>.ledger.>`.
+    pub fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        Self {
+            config: RelayConfig {
+                name: format!("test-{id}"),
+                stream: format!("LEDGER_T{id}"),
+                subject_prefix: format!("t{id}.ledger"),
+                ..RelayConfig::default()
+            },
+        }
+    }
+
+    /// Connects to the test NATS server.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(nats_url())
+            .await
+            .expect("the test NATS server is reachable");
+        async_nats::jetstream::new(client)
+    }
+}
+
+impl Default for TestStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let stream = self.config.stream.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&stream)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
