@@ -26,9 +26,9 @@ enum Action {
     /// Run only the query (read) API.
     QueryApi,
     /// Apply database migrations.
-    Migrate,
+    Migrate(ledger_cli::DatabaseArgs),
     /// Verify the ledger's hash chain and signed checkpoints (database or export file).
-    Verify,
+    Verify(ledger_cli::VerifyArgs),
     /// Export the audit trail as signed JSON Lines or CSV.
     Export,
     /// Rebuild read models from ledger position 0.
@@ -43,6 +43,7 @@ enum Action {
     NextVersion(next_version::Args),
 }
 
+mod ledger_cli;
 mod next_version;
 
 impl Action {
@@ -53,8 +54,8 @@ impl Action {
             Action::CommandService => "command-service",
             Action::Projector => "projector",
             Action::QueryApi => "query-api",
-            Action::Migrate => "migrate",
-            Action::Verify => "verify",
+            Action::Migrate(_) => "migrate",
+            Action::Verify(_) => "verify",
             Action::Export => "export",
             Action::Replay => "replay",
             Action::Demo => "demo",
@@ -67,6 +68,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Action::NextVersion(args) => next_version::run(args),
+        Action::Migrate(args) => ledger_cli::migrate(args),
+        Action::Verify(args) => ledger_cli::verify(args),
         other => not_yet_available(&other),
     }
 }

@@ -19,8 +19,16 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 fn release_pilot(args: &[&str], stdin: &str) -> Output {
+    release_pilot_with(args, stdin, &[])
+}
+
+fn release_pilot_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_release-pilot"))
         .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("RELEASE_PILOT_SIGNING_KEY")
+        .env_remove("RELEASE_PILOT_DATA_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,7 +105,7 @@ fn next_version_exits_2_on_bad_input() {
 
 #[test]
 fn subcommands_that_have_not_landed_say_so_and_exit_2() {
-    for subcommand in ["serve", "migrate", "verify", "demo"] {
+    for subcommand in ["serve", "demo", "replay", "export"] {
         let output = release_pilot(&[subcommand], "");
         assert_eq!(output.status.code(), Some(2), "{subcommand}");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -106,4 +114,111 @@ fn subcommands_that_have_not_landed_say_so_and_exit_2() {
             "{subcommand}: {stderr}"
         );
     }
+}
+
+#[test]
+fn ledger_commands_without_a_database_explain_what_is_missing() {
+    for subcommand in ["migrate", "verify"] {
+        let output = release_pilot(&[subcommand], "");
+        assert_eq!(output.status.code(), Some(2), "{subcommand}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("DATABASE_URL"), "{subcommand}: {stderr}");
+    }
+}
+
+/// A migrated database holding `events` sealed events, and the signing key's file.
+fn sealed_database(
+    events: i64,
+) -> (
+    release_pilot_ledger::testkit::TestDatabase,
+    tempfile::TempDir,
+) {
+    use release_pilot_ledger::sealer::{Sealer, SealerConfig};
+    use release_pilot_ledger::signing::LedgerKey;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (key, _) =
+        LedgerKey::load_or_generate(&keys.path().join("ledger-signing-key.pem")).expect("key");
+    let db = runtime.block_on(async {
+        let db = release_pilot_ledger::testkit::TestDatabase::create().await;
+        for n in 1..=events {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                 VALUES ('release', 'r1', $1, 'E', '1', '{\"E\": {}}', '{}')",
+            )
+            .bind(n)
+            .execute(&db.pool)
+            .await
+            .expect("insert");
+        }
+        let sealer = Sealer::new(db.pool.clone(), key, SealerConfig::default());
+        while sealer.seal_batch().await.expect("seal").sealed > 0 {}
+        sealer.checkpoint_now().await.expect("checkpoint");
+        db
+    });
+    (db, keys)
+}
+
+#[test]
+fn migrate_is_idempotent_on_a_real_database() {
+    let (db, _keys) = sealed_database(0);
+    let url = db.url.clone();
+    for _ in 0..2 {
+        let output = release_pilot_with(&["migrate"], "", &[("DATABASE_URL", &url)]);
+        assert!(output.status.success(), "{output:?}");
+    }
+}
+
+#[test]
+fn verify_passes_on_an_intact_ledger_and_names_the_tampered_position() {
+    let (db, keys) = sealed_database(25);
+    let url = db.url.clone();
+    let data_dir = keys.path().to_str().expect("utf-8 path").to_owned();
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("RELEASE_PILOT_DATA_DIR", data_dir.as_str()),
+    ];
+    let output = release_pilot_with(&["verify"], "", &env);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("25 entries, 1 signed checkpoints"),
+        "{stdout}"
+    );
+
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let mut tx = db.pool.begin().await.expect("begin");
+            sqlx::query("SET LOCAL session_replication_role = replica")
+                .execute(&mut *tx)
+                .await
+                .expect("disable triggers");
+            sqlx::query("UPDATE events SET payload = '{\"E\": {\"x\": 1}}' WHERE sequence = 9")
+                .execute(&mut *tx)
+                .await
+                .expect("tamper");
+            tx.commit().await.expect("commit");
+        });
+    let output = release_pilot_with(&["verify"], "", &env);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("position 9: hash mismatch"), "{stderr}");
+}
+
+#[test]
+fn verify_refuses_to_guess_a_public_key() {
+    let (db, _keys) = sealed_database(1);
+    let empty = tempfile::tempdir().expect("temp dir");
+    let output = release_pilot_with(
+        &[
+            "verify",
+            "--data-dir",
+            empty.path().to_str().expect("utf-8"),
+        ],
+        "",
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--public-key"));
 }

@@ -1,0 +1,153 @@
+//! `release-pilot migrate` and `release-pilot verify`: the ledger's operator commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use release_pilot_ledger::signing::{public_key_from_pem, LedgerKey};
+use release_pilot_ledger::verify::verify_database;
+use release_pilot_ledger::{db, LedgerError, VerifyingKey};
+
+/// Where the database is.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Without it Release Pilot uses its embedded database, which is not
+    /// yet available in this build.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn url(&self) -> Result<&str, String> {
+        self.database_url.as_deref().ok_or_else(|| {
+            "no DATABASE_URL: the embedded database is not yet available in this build; \
+             set DATABASE_URL=postgres://USER@HOST/DB"
+                .to_owned()
+        })
+    }
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// An export file to verify offline (not yet available in this build).
+    file: Option<PathBuf>,
+    /// The ledger's public key (SPKI PEM, as served at /v1/ledger/public-key).
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+    /// The sealer's signing key (PKCS#8 PEM); its public half is used when no
+    /// --public-key is given.
+    #[arg(long, env = "RELEASE_PILOT_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// The data directory holding the generated signing key.
+    #[arg(long, env = "RELEASE_PILOT_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+/// The signing key's default location in a data directory.
+pub fn default_signing_key(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("ledger-signing-key.pem")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("release-pilot: {message}");
+    ExitCode::from(2)
+}
+
+/// Applies the migrations.
+pub fn migrate(args: DatabaseArgs) -> ExitCode {
+    let result = (|| -> Result<(), String> {
+        let url = args.url()?;
+        runtime()?.block_on(async {
+            let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+            db::migrate(&pool).await.map_err(|e| e.to_string())
+        })
+    })();
+    match result {
+        Ok(()) => {
+            println!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn public_key(args: &VerifyArgs) -> Result<VerifyingKey, String> {
+    if let Some(path) = &args.public_key {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return public_key_from_pem(&pem).map_err(|e| e.to_string());
+    }
+    let path = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| default_signing_key(&args.data_dir));
+    let pem = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "no public key: give --public-key FILE, or a signing key at {} ({e})",
+            path.display()
+        )
+    })?;
+    Ok(LedgerKey::from_pem(&pem)
+        .map_err(|e| e.to_string())?
+        .verifying_key())
+}
+
+/// Verifies the ledger: exit 0 when it verifies, 1 when it does not (naming the first
+/// failing position), 2 when verification could not run.
+pub fn verify(args: VerifyArgs) -> ExitCode {
+    if let Some(file) = &args.file {
+        return fail(format!(
+            "verifying export files ({}) is not yet available in this build",
+            file.display()
+        ));
+    }
+    let url = match args.database.url() {
+        Ok(url) => url.to_owned(),
+        Err(e) => return fail(e),
+    };
+    let key = match public_key(&args) {
+        Ok(key) => key,
+        Err(e) => return fail(e),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    let started = Instant::now();
+    let outcome = runtime.block_on(async {
+        let pool = db::connect(&url, 2).await?;
+        verify_database(&pool, &key, |n| {
+            let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!("verified {n} entries ({rate:.0}/s)");
+        })
+        .await
+    });
+    match outcome {
+        Ok(Ok(report)) => {
+            println!(
+                "ledger verified: {} entries, {} signed checkpoints, head {} ({}) in {:.2}s",
+                report.entries,
+                report.checkpoints,
+                report.head,
+                hex::encode(report.head_hash),
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(failure)) => {
+            eprintln!("ledger verification FAILED: {failure}");
+            ExitCode::from(1)
+        }
+        Err(LedgerError::Database(e)) => fail(format!("database: {e}")),
+        Err(e) => fail(e),
+    }
+}
