@@ -200,11 +200,16 @@ impl Sealer {
     }
 
     /// Seals until `shutdown` turns true: back to back while there is work, polling when
-    /// idle, backing off on errors (logged) and while another sealer is active.
+    /// idle, backing off on errors (logged) and while another sealer is active. On
+    /// shutdown it signs a final checkpoint of everything it sealed.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = self.config.poll_interval;
         loop {
             if *shutdown.borrow() {
+                match self.checkpoint_now().await {
+                    Ok(_) | Err(LedgerError::Busy) => {}
+                    Err(error) => tracing::warn!(%error, "final checkpoint failed"),
+                }
                 return;
             }
             let wait = match self.seal_batch().await {

@@ -133,3 +133,35 @@ async fn two_active_sealers_never_fork_the_chain() {
         .expect("runs")
         .expect("verifies");
 }
+
+#[tokio::test]
+async fn a_sealer_that_shuts_down_signs_a_final_checkpoint() {
+    let db = TestDatabase::create().await;
+    let key = LedgerKey::generate();
+    common::write_events(&db.pool, "a", 1, 3, Duration::ZERO, true)
+        .await
+        .expect("insert");
+    // Checkpoints are otherwise due only every 1000 entries or hour.
+    let sealer = common::sealer(&db.pool, &key);
+    sealer.seal_batch().await.expect("seal");
+    common::write_events(&db.pool, "a", 4, 2, Duration::ZERO, true)
+        .await
+        .expect("insert");
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn(common::sealer(&db.pool, &key).run(shutdown));
+    while release_pilot_ledger::db::head(&db.pool)
+        .await
+        .expect("head")
+        .0
+        < 5
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(true).expect("stop");
+    running.await.expect("stops");
+    let last: i64 = sqlx::query_scalar("SELECT max(position) FROM ledger_checkpoints")
+        .fetch_one(&db.pool)
+        .await
+        .expect("checkpoint");
+    assert_eq!(last, 5);
+}
