@@ -48,12 +48,41 @@ pub fn format_recorded_at(at: DateTime<Utc>) -> String {
 impl Entry {
     /// The RFC 8785 canonical JSON bytes of the entry.
     pub fn canonical(&self) -> Result<Vec<u8>, LedgerError> {
-        serde_json_canonicalizer::to_vec(self).map_err(|e| {
+        let corrupt = |e: serde_json::Error| {
             LedgerError::Corrupt(format!(
                 "entry {} cannot be canonicalised: {e}",
                 self.position
             ))
-        })
+        };
+        // Keys in canonical (sorted) order, written directly; payload and metadata go
+        // through the JCS writer.
+        let field = |name: &str, out: &mut Vec<u8>| {
+            out.push(if out.is_empty() { b'{' } else { b',' });
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        let mut out = Vec::with_capacity(512);
+        field("aggregate_id", &mut out);
+        serde_json::to_writer(&mut out, &self.aggregate_id).map_err(corrupt)?;
+        field("aggregate_type", &mut out);
+        serde_json::to_writer(&mut out, &self.aggregate_type).map_err(corrupt)?;
+        field("event_type", &mut out);
+        serde_json::to_writer(&mut out, &self.event_type).map_err(corrupt)?;
+        field("event_version", &mut out);
+        serde_json::to_writer(&mut out, &self.event_version).map_err(corrupt)?;
+        field("metadata", &mut out);
+        crate::jcs::write(&self.metadata, &mut out).map_err(corrupt)?;
+        field("payload", &mut out);
+        crate::jcs::write(&self.payload, &mut out).map_err(corrupt)?;
+        field("position", &mut out);
+        crate::jcs::write(&self.position.into(), &mut out).map_err(corrupt)?;
+        field("recorded_at", &mut out);
+        serde_json::to_writer(&mut out, &self.recorded_at).map_err(corrupt)?;
+        field("sequence", &mut out);
+        crate::jcs::write(&self.sequence.into(), &mut out).map_err(corrupt)?;
+        out.push(b'}');
+        Ok(out)
     }
 
     /// The chain hash of this entry after `previous`.
@@ -93,6 +122,12 @@ mod tests {
             metadata: serde_json::json!({"actor": "ci-bot", "command": "CreateRelease"}),
             recorded_at: "2026-03-02T09:00:00.000000Z".into(),
         }
+    }
+
+    #[test]
+    fn the_entry_writer_matches_the_reference_canonicaliser() {
+        let reference = serde_json_canonicalizer::to_vec(&entry()).expect("reference");
+        assert_eq!(entry().canonical().expect("canonical"), reference);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod db;
 pub mod entry;
 pub mod error;
+pub mod jcs;
 pub mod metadata;
 pub mod relay;
 pub mod sealer;
