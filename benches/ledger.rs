@@ -23,7 +23,7 @@ use release_pilot_ledger::metadata::EventMetadata;
 use release_pilot_ledger::relay::Relay;
 use release_pilot_ledger::sealer::{Sealer, SealerConfig};
 use release_pilot_ledger::signing::LedgerKey;
-use release_pilot_ledger::store::{execute, EventStore};
+use release_pilot_ledger::store::EventStore;
 use release_pilot_ledger::testkit::{TestDatabase, TestStream};
 use release_pilot_ledger::verify::verify_database;
 use sqlx::PgPool;
@@ -183,7 +183,8 @@ async fn ledger_cqrs(pool: &PgPool, writers: usize, key: &LedgerKey) -> f64 {
     for writer in 0..writers {
         for n in 0..AGGREGATES_PER_WRITER {
             let id = aggregate_id(writer, n);
-            execute(&store.requirements, &id, register(&id), &metadata())
+            store
+                .execute::<Requirement>(&id, register(&id), &metadata())
                 .await
                 .expect("register");
         }
@@ -195,7 +196,8 @@ async fn ledger_cqrs(pool: &PgPool, writers: usize, key: &LedgerKey) -> f64 {
         let store = store.clone();
         async move {
             let id = aggregate_id(writer, n as usize % AGGREGATES_PER_WRITER);
-            execute(&store.requirements, &id, update(n), &metadata())
+            store
+                .execute::<Requirement>(&id, update(n), &metadata())
                 .await
                 .expect("update");
         }

@@ -1,14 +1,23 @@
-//! The event store: cqrs-es frameworks over postgres-es for every aggregate, with
-//! snapshots, and the mapping of framework errors onto [`LedgerError`].
+//! The event store: postgres-es for every aggregate, with snapshots, and the one way
+//! commands are executed.
+//!
+//! [`EventStore::execute`] loads the aggregate, lets it decide, and commits the events
+//! through the persisted store — what `CqrsFramework::execute` does, with three
+//! differences that matter here:
+//! - it returns the events (handlers answer with what was decided: the computed version,
+//!   a triggered rollback);
+//! - it can require an expected version (optimistic concurrency the caller chooses);
+//! - it decides on a *clone* of the loaded state. cqrs-es 0.5 handles on the context's
+//!   own aggregate, whose event sink applies the new events to it, and its commit then
+//!   applies them again before serialising a snapshot; with an `apply` that is not
+//!   idempotent (a stack of rollback targets, a canary stage counter) every snapshot would
+//!   be wrong. Deciding on a clone leaves the context as loaded, so the snapshot gets
+//!   each event exactly once.
 
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore as _};
+use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use postgres_es::PostgresEventRepository;
-use release_pilot_domain::environment::Environment;
-use release_pilot_domain::incident::Incident;
-use release_pilot_domain::policy::Policy;
-use release_pilot_domain::release::Release;
-use release_pilot_domain::requirement::Requirement;
 use release_pilot_domain::DomainError;
 use sqlx::PgPool;
 
@@ -17,34 +26,29 @@ use crate::metadata::EventMetadata;
 
 /// The persisted store of one aggregate type.
 pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
-/// The command framework of one aggregate type.
-pub type Cqrs<A> = CqrsFramework<A, Store<A>>;
 
-/// Every aggregate's framework and store over one PostgreSQL pool.
+/// What a command did.
+#[derive(Debug)]
+pub struct Executed<A: Aggregate> {
+    /// The events it appended (empty when the aggregate decided nothing).
+    pub events: Vec<A::Event>,
+    /// The aggregate's version afterwards (its last sequence number).
+    pub version: usize,
+    /// The aggregate's state afterwards.
+    pub state: A,
+}
+
+/// Every aggregate's persisted store over one PostgreSQL pool.
+#[derive(Debug, Clone)]
 pub struct EventStore {
     pool: PgPool,
     snapshot_every: usize,
-    /// Releases.
-    pub releases: Cqrs<Release>,
-    /// Service × environment streams.
-    pub environments: Cqrs<Environment>,
-    /// Incidents.
-    pub incidents: Cqrs<Incident>,
-    /// Environment policies.
-    pub policies: Cqrs<Policy>,
-    /// The requirement catalogue.
-    pub requirements: Cqrs<Requirement>,
 }
 
 impl EventStore {
-    /// Frameworks over `pool`, snapshotting each aggregate every `snapshot_every` events.
+    /// A store over `pool`, snapshotting each aggregate every `snapshot_every` events.
     pub fn new(pool: PgPool, snapshot_every: usize) -> Self {
         Self {
-            releases: framework(&pool, snapshot_every),
-            environments: framework(&pool, snapshot_every),
-            incidents: framework(&pool, snapshot_every),
-            policies: framework(&pool, snapshot_every),
-            requirements: framework(&pool, snapshot_every),
             pool,
             snapshot_every,
         }
@@ -57,7 +61,10 @@ impl EventStore {
 
     /// A store for loading and committing one aggregate type directly.
     pub fn store<A: Aggregate>(&self) -> Store<A> {
-        store(&self.pool, self.snapshot_every)
+        PersistedEventStore::new_snapshot_store(
+            PostgresEventRepository::new(self.pool.clone()),
+            self.snapshot_every,
+        )
     }
 
     /// Loads an aggregate's current state and version (0 when it has no events).
@@ -72,35 +79,54 @@ impl EventStore {
             .map_err(map_error)?;
         Ok((context.aggregate, context.current_sequence))
     }
-}
 
-fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
-    PersistedEventStore::new_snapshot_store(
-        PostgresEventRepository::new(pool.clone()),
-        snapshot_every,
-    )
-}
+    /// Executes `command` on aggregate `id`, recording `metadata` with its events.
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<A>, LedgerError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()> + Clone,
+    {
+        self.execute_expecting(id, command, metadata, None).await
+    }
 
-fn framework<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Cqrs<A>
-where
-    A::Services: Default,
-{
-    CqrsFramework::new(store(pool, snapshot_every), vec![], A::Services::default())
-}
-
-/// Executes `command` on aggregate `id`, recording `metadata` with its events.
-pub async fn execute<A>(
-    cqrs: &Cqrs<A>,
-    id: &str,
-    command: A::Command,
-    metadata: &EventMetadata,
-) -> Result<(), LedgerError>
-where
-    A: Aggregate<Error = DomainError>,
-{
-    cqrs.execute_with_metadata(id, command, metadata.to_map())
-        .await
-        .map_err(map_error)
+    /// As [`EventStore::execute`], refusing with [`LedgerError::Conflict`] unless the
+    /// aggregate is at `expected` version.
+    pub async fn execute_expecting<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        expected: Option<usize>,
+    ) -> Result<Executed<A>, LedgerError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()> + Clone,
+    {
+        let store = self.store::<A>();
+        let context = store.load_aggregate(id).await.map_err(map_error)?;
+        if expected.is_some_and(|v| v != context.current_sequence) {
+            return Err(LedgerError::Conflict);
+        }
+        let mut state = context.aggregate.clone();
+        let sink = EventSink::default();
+        state.handle(command, &(), &sink).await?;
+        let events = sink.collect().await;
+        let version = context.current_sequence + events.len();
+        if !events.is_empty() {
+            store
+                .commit(events.clone(), context, metadata.to_map())
+                .await
+                .map_err(map_error)?;
+        }
+        Ok(Executed {
+            events,
+            version,
+            state,
+        })
+    }
 }
 
 /// Classifies a framework error: refusals, conflicts and outages stay distinct.

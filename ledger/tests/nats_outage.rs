@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use release_pilot_domain::ids::{Person, RequirementId};
-use release_pilot_domain::requirement::{RegisterRequirement, RequirementCommand};
+use release_pilot_domain::requirement::{RegisterRequirement, Requirement, RequirementCommand};
 use release_pilot_ledger::metadata::EventMetadata;
 use release_pilot_ledger::relay::Relay;
 use release_pilot_ledger::signing::LedgerKey;
-use release_pilot_ledger::store::{execute, EventStore};
+use release_pilot_ledger::store::EventStore;
 use release_pilot_ledger::testkit::{nats_url, TestDatabase, TestStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -108,7 +108,8 @@ async fn entries_appended_during_an_outage_reach_the_stream_once_afterwards() {
         idempotency_key: None,
         traceparent: None,
     };
-    execute(&store.requirements, "REQ-7", command, &metadata)
+    store
+        .execute::<Requirement>("REQ-7", command, &metadata)
         .await
         .expect("commands succeed while NATS is down");
     let total = common::seal_all(&sealer, &db.pool, Duration::from_secs(20)).await;

@@ -12,7 +12,7 @@ use release_pilot_domain::requirement::{
     RegisterRequirement, Requirement, RequirementCommand, RequirementEvent, UpdateRequirement,
 };
 use release_pilot_ledger::metadata::EventMetadata;
-use release_pilot_ledger::store::{execute, map_error, EventStore};
+use release_pilot_ledger::store::{map_error, EventStore};
 use release_pilot_ledger::testkit::TestDatabase;
 use release_pilot_ledger::LedgerError;
 use uuid::Uuid;
@@ -41,7 +41,8 @@ async fn registered(store: &EventStore) {
         actor: person(),
         requested_at: Utc::now(),
     });
-    execute(&store.requirements, "REQ-1", command, &metadata())
+    store
+        .execute::<Requirement>("REQ-1", command, &metadata())
         .await
         .expect("registered");
 }
@@ -106,7 +107,10 @@ async fn concurrent_commands_either_succeed_or_get_a_typed_conflict() {
                 actor: person(),
                 requested_at: Utc::now(),
             });
-            execute(&store.requirements, "REQ-1", command, &metadata()).await
+            store
+                .execute::<Requirement>("REQ-1", command, &metadata())
+                .await
+                .map(|_| ())
         }));
     }
     let mut succeeded = 0;
@@ -131,7 +135,8 @@ async fn domain_refusals_stay_domain_errors() {
         actor: person(),
         requested_at: Utc::now(),
     });
-    let error = execute(&store.requirements, "REQ-404", command, &metadata())
+    let error = store
+        .execute::<Requirement>("REQ-404", command, &metadata())
         .await
         .expect_err("unknown requirement");
     assert!(matches!(
