@@ -1,11 +1,94 @@
 //! The write side of Release Pilot: the axum HTTP API that CI systems, operators and
 //! webhooks call to issue commands.
 //!
-//! Flow: request → authentication (subject and roles from the bearer token) →
-//! idempotency check → a domain command built with ids and `requested_at` stamped here →
-//! the `CqrsFramework` executes it against the event store → the answer or a
-//! problem+json error.
+//! Flow of a command: bearer token → [`auth::Caller`] (subject and roles; identity never
+//! from the body) → role check → [`extract::CommandRequest`] (JSON body, idempotency key,
+//! traceparent) → [`idempotency::once`] → a domain command with ids minted here (UUID v7),
+//! `requested_at` stamped here, and the policy and facts of other aggregates looked up →
+//! `EventStore::execute` → JSON answer, or one problem+json mapping ([`error::ApiError`]).
 //!
-//! It depends on the domain and the event store only; it never depends on the projector
-//! or the query API. The routes land with the command-service issue; until then this
-//! crate only holds its place in the workspace.
+//! It depends on the domain and the ledger (the store), never on the projector or the
+//! query API.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod lookup;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use state::{AppState, CommandConfig};
+
+use crate::error::ApiError;
+
+/// The whole command API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::releases::router())
+        .merge(routes::deployments::router())
+        .merge(routes::incidents::router())
+        .merge(routes::catalogue::router())
+        .merge(routes::health::router())
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "no such route; see /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+/// A bound, not yet running, command API.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Binds `address` (port 0 picks a free port).
+    pub async fn build(address: SocketAddr, state: AppState) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(address).await?,
+            router: router(state),
+        })
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, finishing requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

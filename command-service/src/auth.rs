@@ -1,0 +1,212 @@
+//! Bearer tokens: each maps to a subject and roles. Only the SHA-256 of a token is
+//! stored; a token is shown once, when it is created. Identity always comes from the
+//! token, never from a request body.
+
+use std::collections::BTreeSet;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use release_pilot_domain::ids::Person;
+use release_pilot_domain::roles::Role;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's subject.
+    pub subject: Person,
+    /// The token's roles.
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the caller holds one of `allowed`.
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if allowed.iter().any(|role| self.roles.contains(role)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(Role::as_str).collect();
+        Err(ApiError::forbidden(format!(
+            "this needs one of the roles {}; your token has {}",
+            names.join(", "),
+            self.roles
+                .iter()
+                .map(Role::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// The token's id (for revoking).
+    pub id: Uuid,
+    /// Its subject.
+    pub subject: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The SHA-256 of a token.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new random token: `rp_` and 64 hex digits (256 bits).
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    format!("rp_{}", hex::encode(bytes))
+}
+
+/// The token table.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    pool: PgPool,
+}
+
+impl TokenStore {
+    /// Tokens in `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Stores `token` for `subject` with `roles`; returns its id.
+    pub async fn insert(
+        &self,
+        token: &str,
+        subject: &Person,
+        roles: &BTreeSet<Role>,
+    ) -> Result<Uuid, sqlx::Error> {
+        let id = Uuid::now_v7();
+        let roles: Vec<&str> = roles.iter().map(Role::as_str).collect();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, subject, roles, token_hash) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(subject.as_str())
+        .bind(&roles)
+        .bind(hash_token(token))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Creates a random token; returns its id and the token (shown once).
+    pub async fn create(
+        &self,
+        subject: &Person,
+        roles: &BTreeSet<Role>,
+    ) -> Result<(Uuid, String), sqlx::Error> {
+        let token = generate_token();
+        let id = self.insert(&token, subject, roles).await?;
+        Ok((id, token))
+    }
+
+    /// Every token, newest first.
+    pub async fn list(&self) -> Result<Vec<TokenInfo>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, subject, roles, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TokenInfo {
+                    id: row.try_get("id")?,
+                    subject: row.try_get("subject")?,
+                    roles: row.try_get("roles")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a token; false when no active token has that id.
+    pub async fn revoke(&self, id: Uuid) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The caller a token identifies, if it is known and not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT subject, roles FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let subject: String = row.try_get("subject")?;
+        let roles: Vec<String> = row.try_get("roles")?;
+        let Ok(subject) = Person::parse(&subject) else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            subject,
+            roles: roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
+        }))
+    }
+
+    /// Makes sure an admin can get in: stores `explicit` as an admin token when given
+    /// (and not stored yet); otherwise, when no token exists at all, creates one and
+    /// returns it so it can be printed once.
+    pub async fn bootstrap(&self, explicit: Option<&str>) -> Result<Option<String>, sqlx::Error> {
+        let admin = Person::parse("admin").expect("a valid subject");
+        let roles = BTreeSet::from([Role::Admin]);
+        if let Some(token) = explicit {
+            if self.authenticate(token).await?.is_none() {
+                self.insert(token, &admin, &roles).await?;
+            }
+            return Ok(None);
+        }
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_tokens)")
+            .fetch_one(&self.pool)
+            .await?;
+        if any {
+            return Ok(None);
+        }
+        Ok(Some(self.create(&admin, &roles).await?.1))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the Authorization header must be Bearer <token>")
+            })?;
+        state
+            .tokens
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("the token is unknown or revoked"))
+    }
+}

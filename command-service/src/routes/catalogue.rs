@@ -1,0 +1,97 @@
+//! Policies per environment and the requirement catalogue (admins).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{post, put};
+use axum::Router;
+use chrono::Utc;
+use release_pilot_domain::ids::{EnvironmentName, RequirementId};
+use release_pilot_domain::policy::{DefinePolicy, Policy, PolicyCommand, PolicyRules};
+use release_pilot_domain::requirement::{RegisterRequirement, Requirement, RequirementCommand};
+use release_pilot_domain::roles::Role;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{answer, exec};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::CommandRequest;
+use crate::state::AppState;
+
+/// `PUT /v1/policies/{environment}` and `POST /v1/requirements`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/policies/{environment}", put(define_policy))
+        .route("/v1/requirements", post(register_requirement))
+}
+
+async fn define_policy(
+    State(state): State<AppState>,
+    Path(environment): Path<String>,
+    caller: Caller,
+    request: CommandRequest<PolicyRules>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let environment = EnvironmentName::parse(&environment)?;
+    answer(&state, &caller, &request, || async {
+        let command = PolicyCommand::Define(DefinePolicy {
+            environment: environment.clone(),
+            rules: request.body.clone(),
+            actor: caller.subject.clone(),
+            actor_roles: caller.roles.iter().copied().collect(),
+            requested_at: Utc::now(),
+        });
+        let executed = exec::<Policy, _>(
+            &state,
+            &caller,
+            &request,
+            "DefinePolicy",
+            environment.as_str(),
+            command,
+        )
+        .await?;
+        Ok((
+            StatusCode::OK,
+            json!({ "environment": environment, "version": executed.state.version }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequirementBody {
+    id: RequirementId,
+    title: String,
+    category: String,
+}
+
+async fn register_requirement(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: CommandRequest<RequirementBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    answer(&state, &caller, &request, || async {
+        let body = &request.body;
+        let command = RequirementCommand::Register(RegisterRequirement {
+            id: body.id.clone(),
+            title: body.title.clone(),
+            category: body.category.clone(),
+            actor: caller.subject.clone(),
+            requested_at: Utc::now(),
+        });
+        exec::<Requirement, _>(
+            &state,
+            &caller,
+            &request,
+            "RegisterRequirement",
+            body.id.as_str(),
+            command,
+        )
+        .await?;
+        Ok((StatusCode::CREATED, json!({ "id": body.id })))
+    })
+    .await
+}

@@ -1,0 +1,433 @@
+//! Releases: creation from commits, gate results and bypasses, approval requests,
+//! approvals and rejections, hotfix approvals, withdrawal.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use release_pilot_domain::clearance::{approval_status, Decision};
+use release_pilot_domain::conventional::parse_version;
+use release_pilot_domain::gate::{Evidence, GateKind, GateStatus};
+use release_pilot_domain::ids::{
+    CommitSha, EnvironmentName, Person, ReleaseId, RequirementId, ServiceName,
+};
+use release_pilot_domain::release::{
+    ApproveHotfix, ApproveRelease, BypassGate, CommitInput, CreateRelease, RecordGateResult,
+    RecordRefusedApproval, RejectRelease, Release, ReleaseCommand, ReleaseEvent, RequestApproval,
+    WithdrawRelease,
+};
+use release_pilot_domain::roles::Role;
+use release_pilot_domain::DomainError;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{answer, exec, exec_ledger, gate_policy_environment, or_now, policy_for};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::CommandRequest;
+use crate::lookup;
+use crate::state::AppState;
+use release_pilot_ledger::LedgerError;
+
+/// Routes under `/v1/releases`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/releases", post(create))
+        .route("/v1/releases/{id}/gates", post(record_gate))
+        .route("/v1/releases/{id}/gates/{gate}/bypass", post(bypass_gate))
+        .route(
+            "/v1/releases/{id}/approval-requests",
+            post(request_approval),
+        )
+        .route("/v1/releases/{id}/approvals", post(decide))
+        .route("/v1/releases/{id}/hotfix-approvals", post(approve_hotfix))
+        .route("/v1/releases/{id}/withdraw", post(withdraw))
+}
+
+fn release_id(text: &str) -> Result<ReleaseId, ApiError> {
+    ReleaseId::parse(text)
+        .map_err(|_| ApiError::not_found("release_not_found", "release not found"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitBody {
+    sha: CommitSha,
+    message: String,
+    author: Person,
+    committed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    service: ServiceName,
+    version: Option<String>,
+    commits: Vec<CommitBody>,
+    #[serde(default)]
+    requirements: Vec<RequirementId>,
+    artifact: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: CommandRequest<CreateBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Ci, Role::Admin])?;
+    answer(&state, &caller, &request, || async {
+        let body = &request.body;
+        let version = body.version.as_deref().map(parse_version).transpose()?;
+        if let Some(version) = &version {
+            if let Some(existing) = lookup::release_at(&state.pool, &body.service, version).await? {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "release_exists",
+                    format!(
+                        "{} {version} already exists as release {existing}",
+                        body.service
+                    ),
+                ));
+            }
+        }
+        let id = ReleaseId::from_uuid(Uuid::now_v7());
+        let now = Utc::now();
+        let command = ReleaseCommand::Create(CreateRelease {
+            release_id: id,
+            service: body.service.clone(),
+            version,
+            previous_version: lookup::previous_version(&state.pool, &body.service).await?,
+            commits: body
+                .commits
+                .iter()
+                .map(|c| CommitInput {
+                    sha: c.sha.clone(),
+                    message: c.message.clone(),
+                    author: c.author.clone(),
+                    committed_at: c.committed_at.unwrap_or(now),
+                })
+                .collect(),
+            requirements: body.requirements.clone(),
+            artifact: body.artifact.clone(),
+            link_rules: state.config.link_rules.clone(),
+            actor: caller.subject.clone(),
+            requested_at: now,
+        });
+        let executed = exec::<Release, _>(
+            &state,
+            &caller,
+            &request,
+            "CreateRelease",
+            &id.to_string(),
+            command,
+        )
+        .await?;
+        let Some(ReleaseEvent::ReleaseCreated {
+            version,
+            version_source,
+            changelog,
+            requirements,
+            ..
+        }) = executed.events.into_iter().next()
+        else {
+            return Err(ApiError::from(DomainError::ReleaseNotFound));
+        };
+        Ok((
+            StatusCode::CREATED,
+            json!({
+                "release_id": id,
+                "service": body.service,
+                "version": version.to_string(),
+                "version_source": version_source,
+                "requirements": requirements,
+                "changelog": changelog,
+                "changelog_markdown": changelog.to_markdown(&version),
+            }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateBody {
+    gate: GateKind,
+    #[serde(default)]
+    evidence: Evidence,
+    status: Option<GateStatus>,
+}
+
+async fn record_gate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<GateBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Ci, Role::Admin])?;
+    let id = release_id(&id)?;
+    answer(&state, &caller, &request, || async {
+        let policy = policy_for(&state, &gate_policy_environment()).await?;
+        let body = &request.body;
+        let command = ReleaseCommand::RecordGate(RecordGateResult {
+            gate: body.gate.clone(),
+            evidence: body.evidence.clone(),
+            reported_status: body.status,
+            thresholds: policy.rules.gate_thresholds,
+            actor: caller.subject.clone(),
+            requested_at: Utc::now(),
+        });
+        let executed = exec::<Release, _>(&state, &caller, &request, "RecordGateResult", &id.to_string(), command).await?;
+        let Some(ReleaseEvent::GateEvaluated { gate, verdict, thresholds, .. }) = executed.events.into_iter().next() else {
+            return Err(ApiError::from(DomainError::ReleaseNotFound));
+        };
+        Ok((
+            StatusCode::CREATED,
+            json!({ "release_id": id, "gate": gate, "status": verdict.status, "failures": verdict.failures, "thresholds": thresholds }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn bypass_gate(
+    State(state): State<AppState>,
+    Path((id, gate)): Path<(String, String)>,
+    caller: Caller,
+    request: CommandRequest<ReasonBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin, Role::Approver, Role::IncidentCommander])?;
+    let id = release_id(&id)?;
+    let gate = GateKind::parse(&gate)?;
+    answer(&state, &caller, &request, || async {
+        let policy = policy_for(&state, &gate_policy_environment()).await?;
+        let command = ReleaseCommand::BypassGate(BypassGate {
+            gate: gate.clone(),
+            reason: request.body.reason.clone(),
+            actor: caller.subject.clone(),
+            actor_roles: caller.roles.clone(),
+            permitted_roles: policy.rules.gate_bypass_roles,
+            requested_at: Utc::now(),
+        });
+        exec::<Release, _>(
+            &state,
+            &caller,
+            &request,
+            "BypassGate",
+            &id.to_string(),
+            command,
+        )
+        .await?;
+        Ok((
+            StatusCode::CREATED,
+            json!({ "release_id": id, "gate": gate, "status": "bypassed" }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvironmentBody {
+    environment: EnvironmentName,
+}
+
+async fn request_approval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<EnvironmentBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Ci, Role::Admin])?;
+    let id = release_id(&id)?;
+    answer(&state, &caller, &request, || async {
+        let command = ReleaseCommand::RequestApproval(RequestApproval {
+            environment: request.body.environment.clone(),
+            actor: caller.subject.clone(),
+            requested_at: Utc::now(),
+        });
+        exec::<Release, _>(
+            &state,
+            &caller,
+            &request,
+            "RequestApproval",
+            &id.to_string(),
+            command,
+        )
+        .await?;
+        Ok((
+            StatusCode::CREATED,
+            json!({ "release_id": id, "environment": request.body.environment, "requested": true }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    environment: EnvironmentName,
+    decision: Decision,
+    comment: Option<String>,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<DecisionBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Approver, Role::IncidentCommander, Role::Admin])?;
+    let id = release_id(&id)?;
+    answer(&state, &caller, &request, || async {
+        let body = &request.body;
+        let policy = policy_for(&state, &body.environment).await?;
+        let roles: BTreeSet<Role> = caller.roles.clone();
+        let command = match body.decision {
+            Decision::Approve => ReleaseCommand::Approve(ApproveRelease {
+                environment: body.environment.clone(),
+                approver: caller.subject.clone(),
+                approver_roles: roles,
+                comment: body.comment.clone(),
+                rules: policy.rules.approvals.clone(),
+                requested_at: Utc::now(),
+            }),
+            Decision::Reject => ReleaseCommand::Reject(RejectRelease {
+                environment: body.environment.clone(),
+                approver: caller.subject.clone(),
+                approver_roles: roles,
+                reason: body.comment.clone().unwrap_or_default(),
+                requested_at: Utc::now(),
+            }),
+        };
+        let name = match body.decision {
+            Decision::Approve => "ApproveRelease",
+            Decision::Reject => "RejectRelease",
+        };
+        let executed = match exec_ledger::<Release, _>(
+            &state,
+            &caller,
+            &request,
+            name,
+            &id.to_string(),
+            command,
+        )
+        .await
+        {
+            Ok(executed) => executed,
+            Err(LedgerError::Domain(refusal @ DomainError::SelfApproval { .. })) => {
+                // Keep the attempt for the exceptions report, then refuse as decided.
+                let record = ReleaseCommand::RecordRefusedApproval(RecordRefusedApproval {
+                    environment: body.environment.clone(),
+                    approver: caller.subject.clone(),
+                    refusal: refusal.clone(),
+                    requested_at: Utc::now(),
+                });
+                exec::<Release, _>(
+                    &state,
+                    &caller,
+                    &request,
+                    "RecordRefusedApproval",
+                    &id.to_string(),
+                    record,
+                )
+                .await?;
+                return Err(refusal.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let facts = executed.state.facts_for(&body.environment)?;
+        let status = approval_status(&policy.rules.approvals, &facts);
+        Ok((
+            StatusCode::CREATED,
+            json!({
+                "release_id": id,
+                "environment": body.environment,
+                "decision": body.decision,
+                "approval": {
+                    "complete": status.is_complete(),
+                    "have": status.have,
+                    "need": status.need,
+                    "approved_by": status.approved_by,
+                    "missing_roles": status.missing_roles,
+                    "rejected_by": status.rejected_by,
+                    "policy_version": policy.version,
+                },
+            }),
+        ))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotfixBody {
+    environment: EnvironmentName,
+    reason: String,
+}
+
+async fn approve_hotfix(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<HotfixBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::IncidentCommander, Role::Admin])?;
+    let id = release_id(&id)?;
+    answer(&state, &caller, &request, || async {
+        let body = &request.body;
+        let policy = policy_for(&state, &body.environment).await?;
+        let command = ReleaseCommand::ApproveHotfix(ApproveHotfix {
+            environment: body.environment.clone(),
+            approver: caller.subject.clone(),
+            approver_roles: caller.roles.clone(),
+            reason: body.reason.clone(),
+            hotfix: policy.rules.hotfix.clone(),
+            forbid_self_approval: policy.rules.approvals.forbid_self_approval,
+            requested_at: Utc::now(),
+        });
+        exec::<Release, _>(&state, &caller, &request, "ApproveHotfix", &id.to_string(), command).await?;
+        Ok((StatusCode::CREATED, json!({ "release_id": id, "environment": body.environment, "hotfix_approved_by": caller.subject })))
+    })
+    .await
+}
+
+async fn withdraw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<ReasonBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Ci, Role::Admin])?;
+    let id = release_id(&id)?;
+    answer(&state, &caller, &request, || async {
+        let command = ReleaseCommand::Withdraw(WithdrawRelease {
+            reason: request.body.reason.clone(),
+            actor: caller.subject.clone(),
+            requested_at: or_now(None),
+        });
+        exec::<Release, _>(
+            &state,
+            &caller,
+            &request,
+            "WithdrawRelease",
+            &id.to_string(),
+            command,
+        )
+        .await?;
+        Ok((
+            StatusCode::OK,
+            json!({ "release_id": id, "withdrawn": true }),
+        ))
+    })
+    .await
+}

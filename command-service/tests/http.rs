@@ -1,0 +1,755 @@
+//! The command API over real HTTP: the app on port 0, a fresh PostgreSQL database per
+//! test, tokens per role.
+
+use std::collections::BTreeSet;
+
+use release_pilot_command_service::auth::TokenStore;
+use release_pilot_command_service::{App, AppState, CommandConfig};
+use release_pilot_domain::ids::Person;
+use release_pilot_domain::roles::Role;
+use release_pilot_ledger::testkit::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    db: TestDatabase,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    ci: String,
+    admin: String,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn() -> TestApp {
+    spawn_with(CommandConfig::default()).await
+}
+
+async fn spawn_with(config: CommandConfig) -> TestApp {
+    let db = TestDatabase::create().await;
+    let state = AppState::new(db.pool.clone(), config);
+    let app = App::build("127.0.0.1:0".parse().expect("addr"), state)
+        .await
+        .expect("bind");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut app = TestApp {
+        base,
+        client: reqwest::Client::new(),
+        db,
+        stop: Some(stop),
+        ci: String::new(),
+        admin: String::new(),
+    };
+    app.ci = app.token("ci-bot", &[Role::Ci]).await;
+    app.admin = app.token("root@example.com", &[Role::Admin]).await;
+    app
+}
+
+impl TestApp {
+    async fn token(&self, subject: &str, roles: &[Role]) -> String {
+        TokenStore::new(self.db.pool.clone())
+            .create(
+                &Person::parse(subject).expect("valid"),
+                &roles.iter().copied().collect::<BTreeSet<_>>(),
+            )
+            .await
+            .expect("token")
+            .1
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value, String) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            content_type,
+        )
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .send(reqwest::Method::POST, path, Some(token), Some(body), None)
+            .await;
+        (status, body)
+    }
+
+    async fn raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            content_type,
+        )
+    }
+
+    async fn events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Creates a release of `service` from one commit by `author`; returns (id, version).
+    async fn release(&self, service: &str, message: &str, author: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/v1/releases",
+                &self.ci,
+                json!({
+                    "service": service,
+                    "commits": [{"sha": format!("{:040x}", rand_sha()), "message": message, "author": author}],
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["release_id"].as_str().expect("id").to_owned(),
+            body["version"].as_str().expect("version").to_owned(),
+        )
+    }
+
+    /// Passing testing and security gates and two approvals for production.
+    async fn clear_for_production(&self, release: &str) {
+        for gate in ["testing", "security"] {
+            let (status, body) = self
+                .post(
+                    &format!("/v1/releases/{release}/gates"),
+                    &self.ci,
+                    json!({"gate": gate, "evidence": {"tests_passed": 10, "tests_failed": 0, "coverage_pct": 95.0, "vulnerabilities": {"critical": 0, "high": 0}}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            assert_eq!(body["status"], "passed");
+        }
+        for approver in ["ann@example.com", "bob@example.com"] {
+            let token = self.token(approver, &[Role::Approver]).await;
+            let (status, body) = self
+                .post(
+                    &format!("/v1/releases/{release}/approvals"),
+                    &token,
+                    json!({"environment": "production", "decision": "approve"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    }
+}
+
+fn rand_sha() -> u128 {
+    uuid::Uuid::new_v4().as_u128()
+}
+
+#[tokio::test]
+async fn identity_comes_from_a_valid_token_and_roles_are_enforced() {
+    let app = spawn().await;
+    let body = json!({"service": "api", "commits": [{"sha": "abcdef1", "message": "feat: x", "author": "dev"}]});
+    let (status, problem, content_type) = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            None,
+            Some(body.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    assert_eq!(content_type, "application/problem+json");
+    let (status, _, _) = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some("rp_nope"),
+            Some(body.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let auditor = app.token("audit@example.com", &[Role::Auditor]).await;
+    let approver = app.token("ann@example.com", &[Role::Approver]).await;
+    for token in [&auditor, &approver] {
+        let (status, problem) = app.post("/v1/releases", token, body.clone()).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        );
+    }
+    let (status, problem) = app
+        .post(
+            "/v1/requirements",
+            &app.ci,
+            json!({"id": "REQ-1", "title": "t", "category": "c"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
+    // A revoked token stops working.
+    let store = TokenStore::new(app.db.pool.clone());
+    let (id, token) = store
+        .create(
+            &Person::parse("temp").expect("valid"),
+            &BTreeSet::from([Role::Ci]),
+        )
+        .await
+        .expect("token");
+    assert_eq!(
+        app.post("/v1/releases", &token, body.clone()).await.0,
+        StatusCode::CREATED
+    );
+    assert!(store.revoke(id).await.expect("revoke"));
+    assert_eq!(
+        app.post("/v1/releases", &token, body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.events().await, 1);
+}
+
+#[tokio::test]
+async fn releases_get_versions_from_commits_and_refusals_have_codes() {
+    let app = spawn().await;
+    let (_, first) = app.release("api", "feat: search", "dev@example.com").await;
+    assert_eq!(first, "0.1.0");
+    let (_, second) = app
+        .release("api", "fix: crash\n\nRefs: REQ-4", "dev@example.com")
+        .await;
+    assert_eq!(second, "0.1.1");
+    let commit = json!([{"sha": "abcdef12", "message": "docs: x", "author": "dev"}]);
+    let (status, problem) = app
+        .post(
+            "/v1/releases",
+            &app.ci,
+            json!({"service": "api", "commits": commit}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("no_releasable_changes")
+        )
+    );
+    let (status, problem) = app
+        .post(
+            "/v1/releases",
+            &app.ci,
+            json!({"service": "api", "version": "0.1.1", "commits": commit}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("release_exists"))
+    );
+    let (status, problem) = app
+        .post(
+            "/v1/releases",
+            &app.ci,
+            json!({"service": "api", "version": "0.0.9", "commits": commit}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("version_not_greater")
+        )
+    );
+    let (status, problem) = app
+        .post(
+            "/v1/releases",
+            &app.ci,
+            json!({"service": "api", "version": "banana", "commits": commit}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_version"))
+    );
+    let (status, problem) = app
+        .post(
+            "/v1/releases",
+            &app.ci,
+            json!({"service": "api", "commits": []}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_commits"))
+    );
+    assert_eq!(app.events().await, 2);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_never_a_500() {
+    let app = spawn_with(CommandConfig {
+        body_limit_bytes: 4096,
+        ..CommandConfig::default()
+    })
+    .await;
+    let cases: Vec<(&str, Vec<u8>, &str, StatusCode, &str)> = vec![
+        ("/v1/releases", b"{\"service\": ".to_vec(), "application/json", StatusCode::BAD_REQUEST, "malformed_json"),
+        ("/v1/releases", br#"{"service": "api", "commits": [], "colour": "red"}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/v1/releases", br#"{"service": 42, "commits": []}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/v1/releases", br#"{"service": "bad name!", "commits": []}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/v1/releases", br#"{"service": "api", "commits": [{"sha": "zz", "message": "x", "author": "a"}]}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/v1/releases", vec![b' '; 5000], "application/json", StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        ("/v1/releases", b"service=api".to_vec(), "application/x-www-form-urlencoded", StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("/v1/releases/not-a-uuid/gates", br#"{"gate": "testing", "status": "passed"}"#.to_vec(), "application/json", StatusCode::NOT_FOUND, "release_not_found"),
+        ("/v1/releases/0190c2a8-0000-7000-8000-000000000001/gates", br#"{"gate": "testing", "status": "passed"}"#.to_vec(), "application/json", StatusCode::NOT_FOUND, "release_not_found"),
+        ("/v1/deployments/0190c2a8-0000-7000-8000-000000000001/complete", b"{}".to_vec(), "application/json", StatusCode::NOT_FOUND, "deployment_not_found"),
+        ("/v1/nothing-here", b"{}".to_vec(), "application/json", StatusCode::NOT_FOUND, "route_not_found"),
+        ("/v1/deployments", br#"{"release_id": "0190c2a8-0000-7000-8000-000000000001", "environment": "production", "strategy": "yolo"}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/v1/incidents", br#"{"service": "api", "environment": "production", "severity": "meh", "title": "x"}"#.to_vec(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+    ];
+    for (path, body, content_type, expected, code) in cases {
+        let (status, problem, returned_type) = app.raw(path, &app.admin, content_type, body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (expected, Some(code)),
+            "{path}: {problem}"
+        );
+        assert_eq!(returned_type, "application/problem+json", "{path}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}"
+        );
+    }
+    assert_eq!(app.events().await, 0, "nothing is half-written");
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_returns_the_first_answer_and_appends_nothing() {
+    let app = spawn().await;
+    let body = json!({"service": "api", "commits": [{"sha": "abcdef1234", "message": "feat: x", "author": "dev"}]});
+    let first = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some(&app.ci),
+            Some(body.clone()),
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    let events = app.events().await;
+    let retry = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some(&app.ci),
+            Some(body),
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!((retry.0, &retry.1), (first.0, &first.1));
+    assert_eq!(app.events().await, events);
+
+    let other = json!({"service": "web", "commits": [{"sha": "abcdef1234", "message": "feat: y", "author": "dev"}]});
+    let reused = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some(&app.ci),
+            Some(other.clone()),
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(
+        (reused.0, reused.1["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    // A refused command does not consume its key.
+    let refused = json!({"service": "web", "commits": []});
+    let once = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some(&app.ci),
+            Some(refused),
+            Some("key-2"),
+        )
+        .await;
+    assert_eq!(once.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let fixed = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/releases",
+            Some(&app.ci),
+            Some(other),
+            Some("key-2"),
+        )
+        .await;
+    assert_eq!(fixed.0, StatusCode::CREATED, "{}", fixed.1);
+}
+
+#[tokio::test]
+async fn a_commit_author_cannot_approve_and_the_attempt_is_recorded() {
+    let app = spawn().await;
+    let (release, _) = app.release("api", "feat: x", "Dev <dev@example.com>").await;
+    let author = app.token("dev@example.com", &[Role::Approver]).await;
+    let (status, problem) = app
+        .post(
+            &format!("/v1/releases/{release}/approvals"),
+            &author,
+            json!({"environment": "production", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("self_approval"))
+    );
+    let refused: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApprovalRefused'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(refused, 1);
+    // Identity is the token's: a body cannot claim to be someone else.
+    let (status, problem) = app
+        .post(&format!("/v1/releases/{release}/approvals"), &author, json!({"environment": "production", "decision": "approve", "approver": "ann@example.com"}))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
+}
+
+#[tokio::test]
+async fn an_unapproved_production_deployment_is_refused_with_every_reason() {
+    let app = spawn().await;
+    let (release, _) = app.release("api", "feat: x", "dev@example.com").await;
+    let (status, problem) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "production", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("deployment_refused"))
+    );
+    let codes: Vec<&str> = problem["refusals"]
+        .as_array()
+        .expect("refusals")
+        .iter()
+        .map(|r| r["code"].as_str().expect("code"))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "gates_not_passed",
+            "approvals_incomplete",
+            "approver_roles_missing"
+        ]
+    );
+    // Development environments need nothing.
+    let (status, body) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "dev", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["clearance"]["policy_version"], 0);
+    // A second deployment while one is in progress is refused.
+    let (status, problem) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "dev", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("deployment_in_progress"))
+    );
+}
+
+#[tokio::test]
+async fn a_canary_whose_health_breaches_rolls_back_to_the_last_good_version() {
+    let app = spawn().await;
+    // Version 0.1.0 goes live in production.
+    let (v1, _) = app
+        .release("checkout", "feat: first", "dev@example.com")
+        .await;
+    app.clear_for_production(&v1).await;
+    let (status, started) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": v1, "environment": "production", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let first = started["deployment_id"].as_str().expect("id").to_owned();
+    let (status, done) = app
+        .post(
+            &format!("/v1/deployments/{first}/complete"),
+            &app.ci,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+
+    // Version 0.2.0 starts as a canary at 5 %.
+    let (v2, version) = app
+        .release("checkout", "feat: second", "dev@example.com")
+        .await;
+    assert_eq!(version, "0.2.0");
+    app.clear_for_production(&v2).await;
+    let started_at = chrono::Utc::now();
+    let (status, canary) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": v2, "environment": "production", "strategy": "canary", "started_at": started_at}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{canary}");
+    let second = canary["deployment_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        canary["clearance"]["approved_by"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // Advancing without evidence is refused.
+    let (status, problem) = app
+        .post(
+            &format!("/v1/deployments/{second}/canary"),
+            &app.ci,
+            json!({"weight_percent": 25}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("canary_criteria_unmet"))
+    );
+
+    // Healthy, then an error rate above 2 % for two minutes: the rollback trigger fires.
+    let at = |s: i64| started_at + chrono::Duration::seconds(s);
+    let (status, verdict) = app
+        .post(
+            &format!("/v1/deployments/{second}/health"),
+            &app.ci,
+            json!({"samples": [{"at": at(10), "error_rate_pct": 0.1, "p95_ms": 200.0}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, verdict["verdict"].as_str()),
+        (StatusCode::OK, Some("healthy")),
+        "{verdict}"
+    );
+    let samples: Vec<Value> = (0..=12)
+        .map(|i| json!({"at": at(60 + i * 10), "error_rate_pct": 4.5, "p95_ms": 300.0}))
+        .collect();
+    let (status, verdict) = app
+        .post(
+            &format!("/v1/deployments/{second}/health"),
+            &app.ci,
+            json!({"samples": samples}),
+        )
+        .await;
+    assert_eq!(
+        (status, verdict["verdict"].as_str()),
+        (StatusCode::OK, Some("rollback")),
+        "{verdict}"
+    );
+    assert_eq!(verdict["rollback"]["evidence"]["trigger"], "error_rate");
+    assert_eq!(
+        verdict["rollback"]["target"]["deployment_id"],
+        first.as_str()
+    );
+
+    // No more samples after the trigger; the rollback completes and 0.1.0 is live again.
+    let (status, problem) = app
+        .post(
+            &format!("/v1/deployments/{second}/health"),
+            &app.ci,
+            json!({"samples": [{"at": at(300), "error_rate_pct": 0.1}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("deployment_not_in_progress"))
+    );
+    let (status, restored) = app
+        .post(
+            &format!("/v1/deployments/{second}/rollback/complete"),
+            &app.ci,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, restored["status"].as_str()),
+        (StatusCode::OK, Some("rolled_back")),
+        "{restored}"
+    );
+    assert_eq!(restored["live"]["deployment_id"], first.as_str());
+    assert_eq!(restored["live"]["version"], "0.1.0");
+}
+
+#[tokio::test]
+async fn incidents_policies_and_requirements_round_trip() {
+    let app = spawn().await;
+    let (status, opened) = app
+        .post("/v1/incidents", &app.ci, json!({"service": "api", "environment": "production", "severity": "sev2", "title": "errors"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let incident = opened["incident_id"].as_str().expect("id");
+    let (status, _) = app
+        .post(
+            &format!("/v1/incidents/{incident}/resolve"),
+            &app.ci,
+            json!({"resolution": "rolled back"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = app
+        .post(
+            &format!("/v1/incidents/{incident}/resolve"),
+            &app.ci,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("incident_already_resolved"))
+    );
+
+    let mut rules = serde_json::to_value(release_pilot_domain::policy::PolicyRules::defaults_for(
+        release_pilot_domain::ids::EnvironmentTier::Production,
+    ))
+    .expect("rules");
+    rules["approvals"]["min_approvals"] = json!(3);
+    let (status, defined, _) = app
+        .send(
+            reqwest::Method::PUT,
+            "/v1/policies/production",
+            Some(&app.admin),
+            Some(rules.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, defined["version"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{defined}"
+    );
+    let (status, problem, _) = app
+        .send(
+            reqwest::Method::PUT,
+            "/v1/policies/production",
+            Some(&app.admin),
+            Some(rules),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("policy_unchanged"))
+    );
+
+    let (status, _) = app
+        .post(
+            "/v1/requirements",
+            &app.admin,
+            json!({"id": "req-1", "title": "Login", "category": "functional"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, problem) = app
+        .post(
+            "/v1/requirements",
+            &app.admin,
+            json!({"id": "REQ-1", "title": "Login", "category": "functional"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_exists"))
+    );
+}
+
+#[tokio::test]
+async fn readiness_reports_the_database() {
+    let app = spawn().await;
+    for path in ["/live", "/ready", "/health", "/health/detailed"] {
+        let (status, body, _) = app.send(reqwest::Method::GET, path, None, None, None).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("ok")),
+            "{path}"
+        );
+    }
+}
