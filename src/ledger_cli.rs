@@ -18,7 +18,8 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    fn url(&self) -> Result<&str, String> {
+    /// The URL, or what to do about its absence.
+    pub fn url(&self) -> Result<&str, String> {
         self.database_url.as_deref().ok_or_else(|| {
             "no DATABASE_URL: the embedded database is not yet available in this build; \
              set DATABASE_URL=postgres://USER@HOST/DB"

@@ -19,8 +19,10 @@ struct Cli {
 enum Action {
     /// Run the whole product in one process (embedded SQLite when no DATABASE_URL).
     Serve,
-    /// Run only the command (write) API.
-    CommandService,
+    /// Run the command (write) API with the ledger sealer and, with NATS_URL, the relay.
+    CommandService(server_cli::ServeArgs),
+    /// Create, list or revoke API tokens.
+    Token(server_cli::TokenArgs),
     /// Run only the projector that maintains the read models.
     Projector,
     /// Run only the query (read) API.
@@ -45,13 +47,15 @@ enum Action {
 
 mod ledger_cli;
 mod next_version;
+mod server_cli;
 
 impl Action {
     /// The subcommand's name as typed.
     fn name(&self) -> &'static str {
         match self {
             Action::Serve => "serve",
-            Action::CommandService => "command-service",
+            Action::CommandService(_) => "command-service",
+            Action::Token(_) => "token",
             Action::Projector => "projector",
             Action::QueryApi => "query-api",
             Action::Migrate(_) => "migrate",
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Action::NextVersion(args) => next_version::run(args),
         Action::Migrate(args) => ledger_cli::migrate(args),
         Action::Verify(args) => ledger_cli::verify(args),
+        Action::CommandService(args) => server_cli::command_service(args),
+        Action::Token(args) => server_cli::token(args),
         other => not_yet_available(&other),
     }
 }
