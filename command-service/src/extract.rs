@@ -24,9 +24,31 @@ pub struct CommandRequest<T> {
     pub fingerprint: [u8; 32],
 }
 
+/// Whether a JSON text encodes a NUL character (`\u0000` after an odd run of
+/// backslashes). PostgreSQL cannot hold NUL in text, and no field here means one.
+fn encodes_nul(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, window)| {
+        if !window.eq_ignore_ascii_case(b"\\u0000") {
+            return false;
+        }
+        let backslashes = bytes[..=i]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        backslashes % 2 == 1
+    })
+}
+
 /// Parses a JSON body, telling malformed JSON (400) from well-formed JSON that does not
-/// fit the command (422: unknown field, wrong type, missing field).
+/// fit the command (422: unknown field, wrong type, missing field, a NUL character).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if encodes_nul(bytes) {
+        return Err(ApiError::invalid(
+            "invalid_character",
+            "text must not contain NUL characters (\\u0000)",
+        ));
+    }
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -158,6 +180,14 @@ mod tests {
             Err((StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"))
         );
         assert_eq!(status(b"{\"name\": \"x\"}"), Ok(()));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_but_an_escaped_backslash_is_not_one() {
+        let code = |bytes: &[u8]| parse_json::<Body>(bytes).map(|_| ()).map_err(|e| e.code);
+        assert_eq!(code(br#"{"name": "a\u0000b"}"#), Err("invalid_character"));
+        assert_eq!(code(br#"{"name": "a\\u0000b"}"#), Ok(()));
+        assert_eq!(code(br#"{"name": "a\\\u0000b"}"#), Err("invalid_character"));
     }
 
     #[test]

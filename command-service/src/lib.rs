@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod lookup;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::incidents::router())
         .merge(routes::catalogue::router())
         .merge(routes::health::router())
+        .merge(openapi::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -26,7 +26,25 @@ pub fn router() -> Router<AppState> {
         .route("/v1/requirements", post(register_requirement))
 }
 
-async fn define_policy(
+#[utoipa::path(
+    put,
+    path = "/v1/policies/{environment}",
+    tag = "catalogue",
+    summary = "Define the next version of an environment policy.",
+    request_body(content = Object, content_type = "application/json"),
+    params(("environment" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn define_policy(
     State(state): State<AppState>,
     Path(environment): Path<String>,
     caller: Caller,
@@ -59,15 +77,34 @@ async fn define_policy(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RequirementBody {
+pub(crate) struct RequirementBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z][A-Za-z0-9_]{0,31}-[0-9]{1,12}$")]
     id: RequirementId,
     title: String,
     category: String,
 }
 
-async fn register_requirement(
+#[utoipa::path(
+    post,
+    path = "/v1/requirements",
+    tag = "catalogue",
+    summary = "Register a requirement.",
+    request_body = RequirementBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register_requirement(
     State(state): State<AppState>,
     caller: Caller,
     request: CommandRequest<RequirementBody>,

@@ -46,17 +46,39 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub(crate) struct StartBody {
+    #[schema(value_type = uuid::Uuid)]
     release_id: ReleaseId,
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     environment: EnvironmentName,
+    #[schema(value_type = crate::openapi::StrategySchema)]
     strategy: Strategy,
+    #[schema(value_type = Option<uuid::Uuid>)]
     remediates_incident: Option<IncidentId>,
     started_at: Option<DateTime<Utc>>,
 }
 
-async fn start(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments",
+    tag = "deployments",
+    summary = "Start a deployment, cleared against the policy in force.",
+    request_body = StartBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn start(
     State(state): State<AppState>,
     caller: Caller,
     request: CommandRequest<StartBody>,
@@ -123,7 +145,10 @@ async fn start(
 }
 
 /// Resolves a deployment id from the path to its environment stream.
-async fn stream_of(state: &AppState, id: &str) -> Result<(DeploymentId, String), ApiError> {
+pub(crate) async fn stream_of(
+    state: &AppState,
+    id: &str,
+) -> Result<(DeploymentId, String), ApiError> {
     let not_found = || ApiError::not_found("deployment_not_found", "deployment not found");
     let id = DeploymentId::parse(id).map_err(|_| not_found())?;
     let stream = lookup::environment_of(&state.pool, id)
@@ -161,14 +186,32 @@ fn status_of(id: DeploymentId, state: &Environment) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CanaryBody {
+pub(crate) struct CanaryBody {
     weight_percent: u8,
     at: Option<DateTime<Utc>>,
 }
 
-async fn canary(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/canary",
+    tag = "deployments",
+    summary = "Advance a canary to its next weight.",
+    request_body = CanaryBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn canary(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -197,9 +240,9 @@ async fn canary(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SampleBody {
+pub(crate) struct SampleBody {
     at: Option<DateTime<Utc>>,
     error_rate_pct: Option<f64>,
     p95_ms: Option<f64>,
@@ -208,13 +251,31 @@ struct SampleBody {
     db_pool_pct: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HealthBody {
+pub(crate) struct HealthBody {
     samples: Vec<SampleBody>,
 }
 
-async fn health(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/health",
+    tag = "deployments",
+    summary = "Record health samples; may trigger an automatic rollback.",
+    request_body = HealthBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn health(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -267,13 +328,31 @@ async fn health(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AtBody {
+pub(crate) struct AtBody {
     at: Option<DateTime<Utc>>,
 }
 
-async fn switch_traffic(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/traffic-switch",
+    tag = "deployments",
+    summary = "Switch blue-green traffic to the new version.",
+    request_body = AtBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn switch_traffic(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -296,13 +375,31 @@ async fn switch_traffic(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FinishBody {
+pub(crate) struct FinishBody {
     finished_at: Option<DateTime<Utc>>,
 }
 
-async fn complete(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/complete",
+    tag = "deployments",
+    summary = "Complete a deployment.",
+    request_body = FinishBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn complete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -325,14 +422,32 @@ async fn complete(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FailBody {
+pub(crate) struct FailBody {
     reason: String,
     finished_at: Option<DateTime<Utc>>,
 }
 
-async fn fail(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/fail",
+    tag = "deployments",
+    summary = "Fail a deployment.",
+    request_body = FailBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn fail(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -356,14 +471,32 @@ async fn fail(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackBody {
+pub(crate) struct RollbackBody {
     reason: String,
     started_at: Option<DateTime<Utc>>,
 }
 
-async fn rollback(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/rollback",
+    tag = "deployments",
+    summary = "Start a rollback to the last successful version.",
+    request_body = RollbackBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn rollback(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -395,7 +528,25 @@ async fn rollback(
     .await
 }
 
-async fn rollback_complete(
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{id}/rollback/complete",
+    tag = "deployments",
+    summary = "Complete a rollback.",
+    request_body = FinishBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn rollback_complete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,

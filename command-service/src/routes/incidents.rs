@@ -30,18 +30,40 @@ pub fn router() -> Router<AppState> {
         .route("/v1/incidents/{id}/resolve", post(resolve))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenBody {
+pub(crate) struct OpenBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     service: ServiceName,
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     environment: EnvironmentName,
+    #[schema(value_type = crate::openapi::SeveritySchema)]
     severity: Severity,
     title: String,
+    #[schema(value_type = Option<uuid::Uuid>)]
     deployment_id: Option<DeploymentId>,
     opened_at: Option<DateTime<Utc>>,
 }
 
-async fn open(
+#[utoipa::path(
+    post,
+    path = "/v1/incidents",
+    tag = "incidents",
+    summary = "Open an incident.",
+    request_body = OpenBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn open(
     State(state): State<AppState>,
     caller: Caller,
     request: CommandRequest<OpenBody>,
@@ -74,14 +96,32 @@ async fn open(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub(crate) struct ResolveBody {
     resolved_at: Option<DateTime<Utc>>,
     resolution: Option<String>,
 }
 
-async fn resolve(
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/resolve",
+    tag = "incidents",
+    summary = "Resolve an incident.",
+    request_body = ResolveBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,

@@ -54,27 +54,49 @@ fn release_id(text: &str) -> Result<ReleaseId, ApiError> {
         .map_err(|_| ApiError::not_found("release_not_found", "release not found"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CommitBody {
+pub(crate) struct CommitBody {
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{7,64}$")]
     sha: CommitSha,
     message: String,
+    #[schema(value_type = String, pattern = r"^[^\\s\\x00-\\x1f][^\\x00-\\x1f]{0,255}$")]
     author: Person,
     committed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     service: ServiceName,
     version: Option<String>,
     commits: Vec<CommitBody>,
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     requirements: Vec<RequirementId>,
     artifact: Option<String>,
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/v1/releases",
+    tag = "releases",
+    summary = "Create a release from commits; the version comes from conventional commits when absent.",
+    request_body = CreateBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     request: CommandRequest<CreateBody>,
@@ -153,16 +175,37 @@ async fn create(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GateBody {
+pub(crate) struct GateBody {
+    #[schema(value_type = String, pattern = r"^[a-z0-9_-]{1,64}$")]
     gate: GateKind,
     #[serde(default)]
+    #[schema(value_type = Object)]
     evidence: Evidence,
+    #[schema(value_type = Option<crate::openapi::GateStatusSchema>)]
     status: Option<GateStatus>,
 }
 
-async fn record_gate(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/gates",
+    tag = "releases",
+    summary = "Record a quality-gate result; the ledger evaluates the evidence.",
+    request_body = GateBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn record_gate(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -193,13 +236,31 @@ async fn record_gate(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+pub(crate) struct ReasonBody {
     reason: String,
 }
 
-async fn bypass_gate(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/gates/{gate}/bypass",
+    tag = "releases",
+    summary = "Bypass a gate, by a role the policy names, with a reason.",
+    request_body = ReasonBody,
+    params(("id" = String, Path), ("gate" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn bypass_gate(
     State(state): State<AppState>,
     Path((id, gate)): Path<(String, String)>,
     caller: Caller,
@@ -235,13 +296,32 @@ async fn bypass_gate(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EnvironmentBody {
+pub(crate) struct EnvironmentBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     environment: EnvironmentName,
 }
 
-async fn request_approval(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/approval-requests",
+    tag = "releases",
+    summary = "Ask for approval to deploy to an environment.",
+    request_body = EnvironmentBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn request_approval(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -272,15 +352,35 @@ async fn request_approval(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DecisionBody {
+pub(crate) struct DecisionBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     environment: EnvironmentName,
+    #[schema(value_type = crate::openapi::DecisionSchema)]
     decision: Decision,
     comment: Option<String>,
 }
 
-async fn decide(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/approvals",
+    tag = "releases",
+    summary = "Approve or reject the release for an environment (identity from the token).",
+    request_body = DecisionBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn decide(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -368,14 +468,33 @@ async fn decide(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HotfixBody {
+pub(crate) struct HotfixBody {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     environment: EnvironmentName,
     reason: String,
 }
 
-async fn approve_hotfix(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/hotfix-approvals",
+    tag = "releases",
+    summary = "Open the hotfix lane (incident commander).",
+    request_body = HotfixBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn approve_hotfix(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -401,7 +520,25 @@ async fn approve_hotfix(
     .await
 }
 
-async fn withdraw(
+#[utoipa::path(
+    post,
+    path = "/v1/releases/{id}/withdraw",
+    tag = "releases",
+    summary = "Withdraw the release.",
+    request_body = ReasonBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
+    responses(
+        (status = 200, description = "done", body = Object),
+        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn withdraw(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,

@@ -1,0 +1,112 @@
+//! The OpenAPI 3.1 document of the command API, generated from the handlers' annotations
+//! and served at `/openapi.json`.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{catalogue, deployments, incidents, releases};
+use crate::state::AppState;
+
+/// An RFC 7807 problem, as every error is answered.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the wire format; built as JSON by `ApiError`.
+pub struct Problem {
+    /// A URI naming the problem type.
+    r#type: String,
+    /// The HTTP reason phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// The stable machine-readable code, e.g. `deployment_refused`.
+    code: String,
+    /// What happened and what to do, for a person.
+    detail: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Release Pilot command API", description = "Commands that CI systems, approvers and operators send to the release ledger. Errors are RFC 7807 problem+json with a stable `code`."),
+    paths(
+        releases::create, releases::record_gate, releases::bypass_gate, releases::request_approval,
+        releases::decide, releases::approve_hotfix, releases::withdraw,
+        deployments::start, deployments::canary, deployments::health, deployments::switch_traffic,
+        deployments::complete, deployments::fail, deployments::rollback, deployments::rollback_complete,
+        incidents::open, incidents::resolve,
+        catalogue::define_policy, catalogue::register_requirement,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
+
+/// Deployment strategies, as the API accepts them.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the wire format of the domain's `Strategy`.
+pub enum StrategySchema {
+    /// All at once.
+    Standard,
+    /// Weighted stages with health criteria.
+    Canary,
+    /// Side by side, then a traffic switch.
+    BlueGreen,
+    /// The emergency lane.
+    Hotfix,
+}
+
+/// Incident severities (`sev1`…`sev4` are accepted too).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the wire format of the domain's `Severity`.
+pub enum SeveritySchema {
+    /// Customer-facing outage.
+    Critical,
+    /// Major degradation.
+    High,
+    /// Partial degradation.
+    Medium,
+    /// Minor issue.
+    Low,
+}
+
+/// An approver's decision.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the wire format of the domain's `Decision`.
+pub enum DecisionSchema {
+    /// Approve.
+    Approve,
+    /// Reject.
+    Reject,
+}
+
+/// A gate status reported by CI.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the wire format of the domain's `GateStatus`.
+pub enum GateStatusSchema {
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+}
