@@ -25,6 +25,75 @@ pub struct Problem {
     detail: String,
 }
 
+/// The problems every command may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Describes responses; `ApiError` builds them.
+pub enum Problems {
+    /// Not JSON, or an unreadable header.
+    #[response(
+        status = 400,
+        description = "malformed request",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+    /// No, unknown or revoked token.
+    #[response(
+        status = 401,
+        description = "no or bad token",
+        content_type = "application/problem+json"
+    )]
+    Unauthenticated(Problem),
+    /// The token's roles do not allow the route.
+    #[response(
+        status = 403,
+        description = "role not allowed",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    /// Unknown release, deployment or incident.
+    #[response(
+        status = 404,
+        description = "not found",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+    /// A state conflict or a policy refusal.
+    #[response(
+        status = 409,
+        description = "conflict or policy refusal",
+        content_type = "application/problem+json"
+    )]
+    Conflict(Problem),
+    /// The body is over the limit.
+    #[response(
+        status = 413,
+        description = "body too large",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    /// The body is not JSON.
+    #[response(
+        status = 415,
+        description = "unsupported media type",
+        content_type = "application/problem+json"
+    )]
+    UnsupportedMediaType(Problem),
+    /// Well-formed but invalid content.
+    #[response(
+        status = 422,
+        description = "invalid content",
+        content_type = "application/problem+json"
+    )]
+    Invalid(Problem),
+    /// PostgreSQL is unavailable.
+    #[response(
+        status = 503,
+        description = "database unavailable",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {

@@ -780,4 +780,11 @@ async fn the_openapi_document_describes_every_command_route() {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+    let responses = &document["paths"]["/v1/deployments"]["post"]["responses"];
+    for status in ["201", "401", "403", "409", "422", "503"] {
+        assert!(
+            responses[status].is_object(),
+            "POST /v1/deployments documents {status}"
+        );
+    }
 }

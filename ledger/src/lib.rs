@@ -15,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod jcs;
 pub mod metadata;
+mod pacing;
 pub mod relay;
 pub mod sealer;
 pub mod signing;

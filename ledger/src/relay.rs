@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::db::entries_after;
 use crate::error::LedgerError;
+use crate::pacing::{pause, Pace};
 use crate::sealer::lock;
 
 /// The advisory lock key of the relay role ("RPRELAY").
@@ -196,47 +197,21 @@ impl Relay {
 
     /// Relays until `shutdown` turns true, backing off while NATS or PostgreSQL is down.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = self.config.poll_interval;
+        let mut pace = Pace::new("relay", self.config.poll_interval, self.config.batch_size);
         let mut stream: Option<Stream> = None;
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
+        while !*shutdown.borrow() {
             let result = match stream.as_mut() {
                 Some(stream) => self.relay_batch(stream).await,
-                None => match self.ensure_stream().await {
-                    Ok(created) => {
-                        stream = Some(created);
-                        continue;
-                    }
-                    Err(error) => Err(error),
-                },
+                None => self.ensure_stream().await.map(|created| {
+                    stream = Some(created);
+                    usize::MAX
+                }),
             };
-            let wait = match result {
-                Ok(n) if n as i64 >= self.config.batch_size => {
-                    backoff = self.config.poll_interval;
-                    Duration::ZERO
-                }
-                Ok(_) => {
-                    backoff = self.config.poll_interval;
-                    self.config.poll_interval
-                }
-                Err(LedgerError::Busy) => Duration::from_millis(500),
-                Err(error) => {
-                    tracing::warn!(%error, "relaying failed; retrying");
-                    if matches!(error, LedgerError::Nats(_)) {
-                        stream = None;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    backoff
-                }
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
-                }
+            if matches!(result, Err(LedgerError::Nats(_))) {
+                // Look the stream up again after NATS comes back.
+                stream = None;
             }
+            pause(pace.after(&result), &mut shutdown).await;
         }
     }
 }

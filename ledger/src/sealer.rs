@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::db::{entry_from_row, ENTRY_COLUMNS};
 use crate::entry::{hash_from_slice, Hash, GENESIS};
 use crate::error::LedgerError;
+use crate::pacing::{pause, Pace};
 use crate::signing::{Checkpoint, LedgerKey};
 
 /// The advisory lock key of the sealer role ("RPSEAL").
@@ -203,7 +204,7 @@ impl Sealer {
     /// idle, backing off on errors (logged) and while another sealer is active. On
     /// shutdown it signs a final checkpoint of everything it sealed.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = self.config.poll_interval;
+        let mut pace = Pace::new("sealer", self.config.poll_interval, self.config.batch_size);
         loop {
             if *shutdown.borrow() {
                 match self.checkpoint_now().await {
@@ -212,28 +213,8 @@ impl Sealer {
                 }
                 return;
             }
-            let wait = match self.seal_batch().await {
-                Ok(outcome) if outcome.sealed as i64 >= self.config.batch_size => {
-                    backoff = self.config.poll_interval;
-                    Duration::ZERO
-                }
-                Ok(_) => {
-                    backoff = self.config.poll_interval;
-                    self.config.poll_interval
-                }
-                Err(LedgerError::Busy) => Duration::from_millis(500),
-                Err(error) => {
-                    tracing::warn!(%error, "sealing failed; retrying");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    backoff
-                }
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
+            let result = self.seal_batch().await.map(|outcome| outcome.sealed);
+            pause(pace.after(&result), &mut shutdown).await;
         }
     }
 }

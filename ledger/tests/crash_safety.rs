@@ -53,19 +53,7 @@ async fn aborting_the_sealer_and_relay_at_random_points_loses_and_doubles_nothin
     let (stop, shutdown) = watch::channel(false);
     let sealer = tokio::spawn(common::sealer(&db.pool, &key).run(shutdown.clone()));
     let relay_task = tokio::spawn(relay.clone().run(shutdown.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while release_pilot_ledger::db::head(&db.pool)
-        .await
-        .expect("head")
-        .0
-        < committed
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sealer did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_sealed(&db.pool, committed, Duration::from_secs(60)).await;
     common::wait_relayed(&relay, committed, Duration::from_secs(60)).await;
     stop.send(true).expect("stop");
     sealer.await.expect("sealer stops");

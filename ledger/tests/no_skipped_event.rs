@@ -62,19 +62,7 @@ async fn thirty_two_writers_committing_out_of_order_lose_and_double_nothing() {
         "rolled-back events are gone"
     );
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while release_pilot_ledger::db::head(&db.pool)
-        .await
-        .expect("head")
-        .0
-        < committed
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sealer did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_sealed(&db.pool, committed, Duration::from_secs(60)).await;
     common::wait_relayed(&relay, committed, Duration::from_secs(60)).await;
     stop.send(true).expect("stop");
     sealer.await.expect("sealer stops");
@@ -107,19 +95,7 @@ async fn two_active_sealers_never_fork_the_chain() {
     let second = tokio::spawn(common::sealer(&db.pool, &key).run(shutdown.clone()));
     let committed = common::load(&db.pool, "", 8, 2_000, 5).await;
     let sealer = common::sealer(&db.pool, &key);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while release_pilot_ledger::db::head(&db.pool)
-        .await
-        .expect("head")
-        .0
-        < committed
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sealers did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_sealed(&db.pool, committed, Duration::from_secs(60)).await;
     stop.send(true).expect("stop");
     first.await.expect("first stops");
     second.await.expect("second stops");

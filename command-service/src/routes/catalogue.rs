@@ -35,12 +35,7 @@ pub fn router() -> Router<AppState> {
     params(("environment" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -95,12 +90,7 @@ pub(crate) struct RequirementBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]

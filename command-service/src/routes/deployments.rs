@@ -69,12 +69,7 @@ pub(crate) struct StartBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -202,12 +197,7 @@ pub(crate) struct CanaryBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -266,12 +256,7 @@ pub(crate) struct HealthBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -343,12 +328,7 @@ pub(crate) struct AtBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -390,12 +370,7 @@ pub(crate) struct FinishBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -438,12 +413,7 @@ pub(crate) struct FailBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -487,12 +457,7 @@ pub(crate) struct RollbackBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -537,12 +502,7 @@ pub(crate) async fn rollback(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]

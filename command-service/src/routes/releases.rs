@@ -87,12 +87,7 @@ pub(crate) struct CreateBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -196,12 +191,7 @@ pub(crate) struct GateBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -251,12 +241,7 @@ pub(crate) struct ReasonBody {
     params(("id" = String, Path), ("gate" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -312,12 +297,7 @@ pub(crate) struct EnvironmentBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -371,12 +351,7 @@ pub(crate) struct DecisionBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -485,12 +460,7 @@ pub(crate) struct HotfixBody {
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 201, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
@@ -529,12 +499,7 @@ pub(crate) async fn approve_hotfix(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key and body returns the first answer")),
     responses(
         (status = 200, description = "done", body = Object),
-        (status = 400, description = "malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or bad token", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role not allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict or policy refusal", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid content", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Problems,
     ),
     security(("bearer" = []))
 )]
