@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use release_pilot_domain::ids::Person;
 use release_pilot_domain::roles::Role;
@@ -186,27 +188,73 @@ impl TokenStore {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Authenticates every `/v1/` request before routing: the caller goes into the request's
+/// extensions, or the answer is 401. Health, metrics and the OpenAPI document are public.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !request.uri().path().starts_with("/v1/") {
+        return Ok(next.run(request).await);
+    }
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthenticated("the Authorization header must be Bearer <token>")
+        })?;
+    let caller = state
+        .tokens
+        .authenticate(token)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the token is unknown or revoked"))?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// A route layer admitting only callers with one of `roles` — checked before the body is
+/// read, so a caller without the role learns nothing about validation.
+pub fn allow(
+    roles: &'static [Role],
+) -> axum::middleware::FromFnLayer<
+    impl Fn(Request, Next) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+        + Clone,
+    (),
+    (Request,),
+> {
+    axum::middleware::from_fn(move |request: Request, next: Next| {
+        let permitted = request
+            .extensions()
+            .get::<Caller>()
+            .map(|caller| caller.require(roles));
+        Box::pin(async move {
+            match permitted {
+                Some(Ok(())) => next.run(request).await,
+                Some(Err(problem)) => problem.into_response(),
+                None => {
+                    ApiError::unauthenticated("send Authorization: Bearer <token>").into_response()
+                }
+            }
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthenticated("the Authorization header must be Bearer <token>")
-            })?;
-        state
-            .tokens
-            .authenticate(token)
-            .await?
-            .ok_or_else(|| ApiError::unauthenticated("the token is unknown or revoked"))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))
     }
 }

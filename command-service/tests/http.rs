@@ -788,3 +788,137 @@ async fn the_openapi_document_describes_every_command_route() {
         );
     }
 }
+
+/// The role matrix of docs/api.md: every command route, the roles it admits.
+const MATRIX: &[(&str, &str, &[Role])] = &[
+    ("POST", "/v1/releases", &[Role::Ci, Role::Admin]),
+    ("POST", "/v1/releases/{id}/gates", &[Role::Ci, Role::Admin]),
+    (
+        "POST",
+        "/v1/releases/{id}/approval-requests",
+        &[Role::Ci, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/releases/{id}/withdraw",
+        &[Role::Ci, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/releases/{id}/approvals",
+        &[Role::Approver, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/releases/{id}/gates/testing/bypass",
+        &[Role::Approver, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/releases/{id}/hotfix-approvals",
+        &[Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/canary",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/health",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/traffic-switch",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/complete",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/fail",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/rollback",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/deployments/{id}/rollback/complete",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/incidents",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/incidents/{id}/resolve",
+        &[Role::Ci, Role::IncidentCommander, Role::Admin],
+    ),
+    ("PUT", "/v1/policies/production", &[Role::Admin]),
+    ("POST", "/v1/requirements", &[Role::Admin]),
+];
+
+#[tokio::test]
+async fn every_route_refuses_every_role_its_matrix_forbids_before_reading_the_body() {
+    let app = spawn().await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((role, app.token(&format!("{role}-user"), &[role]).await));
+    }
+    let id = "0190c2a8-0000-7000-8000-000000000001";
+    for (method, template, allowed) in MATRIX {
+        let path = template.replace("{id}", id);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        for (role, token) in &tokens {
+            // A body no route accepts: a 403 here proves the role check came first.
+            let (status, problem, _) = app
+                .send(
+                    method.clone(),
+                    &path,
+                    Some(token),
+                    Some(json!({"unexpected": true})),
+                    None,
+                )
+                .await;
+            if allowed.contains(role) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{role} on {method} {path}: {status} {problem}"
+                );
+                assert!(
+                    status.is_client_error(),
+                    "{role} on {method} {path}: {status}"
+                );
+            } else {
+                assert_eq!(
+                    (status, problem["code"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("forbidden")),
+                    "{role} on {method} {path}"
+                );
+            }
+        }
+        let (status, _, _) = app
+            .send(method.clone(), &path, None, Some(json!({})), None)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token"
+        );
+    }
+    assert_eq!(app.events().await, 0);
+}

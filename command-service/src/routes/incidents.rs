@@ -16,7 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{answer, exec, or_now};
-use crate::auth::Caller;
+use crate::auth::{allow, Caller};
 use crate::error::ApiError;
 use crate::extract::CommandRequest;
 use crate::state::AppState;
@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/incidents", post(open))
         .route("/v1/incidents/{id}/resolve", post(resolve))
+        .route_layer(allow(RESPONDERS))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -63,7 +64,6 @@ pub(crate) async fn open(
     caller: Caller,
     request: CommandRequest<OpenBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(RESPONDERS)?;
     answer(&state, &caller, &request, || async {
         let body = &request.body;
         let id = IncidentId::from_uuid(Uuid::now_v7());
@@ -117,7 +117,6 @@ pub(crate) async fn resolve(
     caller: Caller,
     request: CommandRequest<ResolveBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(RESPONDERS)?;
     let id = IncidentId::parse(&id)
         .map_err(|_| ApiError::not_found("incident_not_found", "incident not found"))?;
     answer(&state, &caller, &request, || async {

@@ -27,7 +27,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{answer, exec, exec_ledger, gate_policy_environment, or_now, policy_for};
-use crate::auth::Caller;
+use crate::auth::{allow, Caller};
 use crate::error::ApiError;
 use crate::extract::CommandRequest;
 use crate::lookup;
@@ -36,17 +36,27 @@ use release_pilot_ledger::LedgerError;
 
 /// Routes under `/v1/releases`.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let pipelines = Router::new()
         .route("/v1/releases", post(create))
         .route("/v1/releases/{id}/gates", post(record_gate))
-        .route("/v1/releases/{id}/gates/{gate}/bypass", post(bypass_gate))
         .route(
             "/v1/releases/{id}/approval-requests",
             post(request_approval),
         )
-        .route("/v1/releases/{id}/approvals", post(decide))
-        .route("/v1/releases/{id}/hotfix-approvals", post(approve_hotfix))
         .route("/v1/releases/{id}/withdraw", post(withdraw))
+        .route_layer(allow(&[Role::Ci, Role::Admin]));
+    let approvers = Router::new()
+        .route("/v1/releases/{id}/approvals", post(decide))
+        .route("/v1/releases/{id}/gates/{gate}/bypass", post(bypass_gate))
+        .route_layer(allow(&[
+            Role::Approver,
+            Role::IncidentCommander,
+            Role::Admin,
+        ]));
+    let commanders = Router::new()
+        .route("/v1/releases/{id}/hotfix-approvals", post(approve_hotfix))
+        .route_layer(allow(&[Role::IncidentCommander, Role::Admin]));
+    pipelines.merge(approvers).merge(commanders)
 }
 
 fn release_id(text: &str) -> Result<ReleaseId, ApiError> {
@@ -96,7 +106,6 @@ pub(crate) async fn create(
     caller: Caller,
     request: CommandRequest<CreateBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Ci, Role::Admin])?;
     answer(&state, &caller, &request, || async {
         let body = &request.body;
         let version = body.version.as_deref().map(parse_version).transpose()?;
@@ -201,7 +210,6 @@ pub(crate) async fn record_gate(
     caller: Caller,
     request: CommandRequest<GateBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Ci, Role::Admin])?;
     let id = release_id(&id)?;
     answer(&state, &caller, &request, || async {
         let policy = policy_for(&state, &gate_policy_environment()).await?;
@@ -251,7 +259,6 @@ pub(crate) async fn bypass_gate(
     caller: Caller,
     request: CommandRequest<ReasonBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin, Role::Approver, Role::IncidentCommander])?;
     let id = release_id(&id)?;
     let gate = GateKind::parse(&gate)?;
     answer(&state, &caller, &request, || async {
@@ -307,7 +314,6 @@ pub(crate) async fn request_approval(
     caller: Caller,
     request: CommandRequest<EnvironmentBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Ci, Role::Admin])?;
     let id = release_id(&id)?;
     answer(&state, &caller, &request, || async {
         let command = ReleaseCommand::RequestApproval(RequestApproval {
@@ -361,7 +367,6 @@ pub(crate) async fn decide(
     caller: Caller,
     request: CommandRequest<DecisionBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Approver, Role::IncidentCommander, Role::Admin])?;
     let id = release_id(&id)?;
     answer(&state, &caller, &request, || async {
         let body = &request.body;
@@ -470,7 +475,6 @@ pub(crate) async fn approve_hotfix(
     caller: Caller,
     request: CommandRequest<HotfixBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::IncidentCommander, Role::Admin])?;
     let id = release_id(&id)?;
     answer(&state, &caller, &request, || async {
         let body = &request.body;
@@ -509,7 +513,6 @@ pub(crate) async fn withdraw(
     caller: Caller,
     request: CommandRequest<ReasonBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Ci, Role::Admin])?;
     let id = release_id(&id)?;
     answer(&state, &caller, &request, || async {
         let command = ReleaseCommand::Withdraw(WithdrawRelease {
