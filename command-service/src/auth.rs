@@ -220,17 +220,15 @@ pub async fn authenticate(
     Ok(next.run(request).await)
 }
 
+/// The future a role guard returns.
+type Guarded = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
 /// A route layer admitting only callers with one of `roles` — checked before the body is
 /// read, so a caller without the role learns nothing about validation.
 pub fn allow(
     roles: &'static [Role],
-) -> axum::middleware::FromFnLayer<
-    impl Fn(Request, Next) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
-        + Clone,
-    (),
-    (Request,),
-> {
-    axum::middleware::from_fn(move |request: Request, next: Next| {
+) -> axum::middleware::FromFnLayer<impl Fn(Request, Next) -> Guarded + Clone, (), (Request,)> {
+    axum::middleware::from_fn(move |request: Request, next: Next| -> Guarded {
         let permitted = request
             .extensions()
             .get::<Caller>()
@@ -243,7 +241,7 @@ pub fn allow(
                     ApiError::unauthenticated("send Authorization: Bearer <token>").into_response()
                 }
             }
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+        })
     })
 }
 
