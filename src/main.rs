@@ -69,6 +69,13 @@ impl Action {
 }
 
 fn main() -> ExitCode {
+    // Logs go to stderr; RUST_LOG filters them (default: info).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let cli = Cli::parse();
     match cli.command {
         Action::NextVersion(args) => next_version::run(args),

@@ -39,8 +39,20 @@ pub struct ServeArgs {
     #[arg(long, env = "RELEASE_PILOT_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
     /// Largest request body in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, env = "RELEASE_PILOT_BODY_LIMIT", default_value_t = 1024 * 1024)]
     body_limit: usize,
+    /// Sustained requests per second per token.
+    #[arg(long, env = "RELEASE_PILOT_RATE_PER_SECOND", default_value = "200")]
+    rate_per_second: std::num::NonZeroU32,
+    /// Requests a token may burst above its sustained rate.
+    #[arg(long, env = "RELEASE_PILOT_RATE_BURST", default_value = "400")]
+    rate_burst: std::num::NonZeroU32,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "RELEASE_PILOT_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Origins browsers may call from (comma-separated); none by default.
+    #[arg(long, env = "RELEASE_PILOT_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origin: Vec<String>,
 }
 
 /// `token` subcommands.
@@ -158,6 +170,10 @@ pub fn command_service(args: ServeArgs) -> ExitCode {
         };
         let config = CommandConfig {
             body_limit_bytes: args.body_limit,
+            rate_per_second: args.rate_per_second,
+            rate_burst: args.rate_burst,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout),
+            cors_origins: args.cors_origin.clone(),
             ..CommandConfig::default()
         };
         let app = App::build(args.listen, AppState::new(pool, config))

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -216,8 +216,38 @@ pub async fn authenticate(
         .authenticate(token)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("the token is unknown or revoked"))?;
+    if let Err(not_until) = state.limiter.check_key(&caller.subject.to_string()) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let seconds = wait.as_secs() + 1;
+        let mut problem = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests for {}; retry in {seconds} s",
+                caller.subject
+            ),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            problem.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(problem);
+    }
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    let timeout = state.config.request_timeout;
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => Ok(response),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!(
+                "the request took longer than {} s; retry",
+                timeout.as_secs()
+            ),
+        )),
+    }
 }
 
 /// The future a role guard returns.

@@ -21,17 +21,64 @@ pub mod state;
 
 use std::net::SocketAddr;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use state::{AppState, CommandConfig};
 
 use crate::error::ApiError;
 
+/// Browsers may call from the configured origins only.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("traceparent"),
+        ])
+}
+
+/// Logs every request once, when it is answered, inside a span that carries the caller's
+/// W3C `traceparent` (so the request's log lines can be joined to the caller's trace).
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!("request", %method, %path, %traceparent);
+    let started = std::time::Instant::now();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _entered = span.enter();
+    if status >= 500 {
+        tracing::error!(status, elapsed_ms, "request failed");
+    } else {
+        tracing::info!(status, elapsed_ms, "request answered");
+    }
+    response
+}
+
 /// The whole command API.
 pub fn router(state: AppState) -> Router {
+    let cors = cors(&state.config.cors_origins);
     Router::new()
         .merge(routes::releases::router())
         .merge(routes::deployments::router())
@@ -65,6 +112,8 @@ pub fn router(state: AppState) -> Router {
             axum::http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .layer(cors)
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 

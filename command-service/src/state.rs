@@ -1,6 +1,10 @@
 //! What every handler shares.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use release_pilot_domain::links::LinkRules;
 use release_pilot_ledger::store::EventStore;
@@ -17,6 +21,14 @@ pub struct CommandConfig {
     pub link_rules: LinkRules,
     /// Snapshot every this many events per aggregate.
     pub snapshot_every: usize,
+    /// Sustained requests per second per token subject.
+    pub rate_per_second: NonZeroU32,
+    /// Requests a subject may burst above the sustained rate.
+    pub rate_burst: NonZeroU32,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Origins browsers may call from (CORS); empty allows none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for CommandConfig {
@@ -25,6 +37,10 @@ impl Default for CommandConfig {
             body_limit_bytes: 1024 * 1024,
             link_rules: LinkRules::default(),
             snapshot_every: 100,
+            rate_per_second: NonZeroU32::new(200).expect("non-zero"),
+            rate_burst: NonZeroU32::new(400).expect("non-zero"),
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -40,6 +56,8 @@ pub struct AppState {
     pub tokens: TokenStore,
     /// Settings.
     pub config: Arc<CommandConfig>,
+    /// Per-subject rate limiter.
+    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl AppState {
@@ -49,6 +67,9 @@ impl AppState {
             store: EventStore::new(pool.clone(), config.snapshot_every),
             tokens: TokenStore::new(pool.clone()),
             pool,
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(config.rate_per_second).allow_burst(config.rate_burst),
+            )),
             config: Arc::new(config),
         }
     }

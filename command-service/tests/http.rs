@@ -922,3 +922,87 @@ async fn every_route_refuses_every_role_its_matrix_forbids_before_reading_the_bo
     }
     assert_eq!(app.events().await, 0);
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let app = spawn_with(CommandConfig {
+        rate_per_second: std::num::NonZeroU32::new(1).expect("non-zero"),
+        rate_burst: std::num::NonZeroU32::new(2).expect("non-zero"),
+        ..CommandConfig::default()
+    })
+    .await;
+    let body =
+        json!({"service": "api", "environment": "production", "severity": "low", "title": "x"});
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..4 {
+        let response = app
+            .client
+            .post(format!("{}/v1/incidents", app.base))
+            .bearer_auth(&app.ci)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let problem: Value = response.json().await.expect("json");
+            assert_eq!(problem["code"], "rate_limited");
+        }
+    }
+    assert_eq!(&statuses[..2], [StatusCode::CREATED, StatusCode::CREATED]);
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+    // Another token has its own budget.
+    assert_eq!(
+        app.post("/v1/incidents", &app.admin, body).await.0,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn browsers_may_call_only_from_configured_origins() {
+    let app = spawn_with(CommandConfig {
+        cors_origins: vec!["https://dash.example.com".into()],
+        ..CommandConfig::default()
+    })
+    .await;
+    for (origin, allowed) in [
+        ("https://dash.example.com", true),
+        ("https://evil.example.com", false),
+    ] {
+        let response = app
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/releases", app.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .expect("preflight");
+        let header = response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        assert_eq!(header.as_deref() == Some(origin), allowed, "{origin}");
+    }
+    let response = app
+        .client
+        .get(format!("{}/live", app.base))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(
+        response
+            .headers()
+            .get("x-content-type-options")
+            .map(|v| v.as_bytes()),
+        Some(b"nosniff".as_slice())
+    );
+}
