@@ -131,33 +131,51 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// The stable code a ledger error is answered with (for metrics, without consuming it).
+pub fn code_of(error: &LedgerError) -> &'static str {
+    match error {
+        LedgerError::Domain(e) => e.code(),
+        LedgerError::Conflict => CONCURRENT_MODIFICATION,
+        LedgerError::Database(_) | LedgerError::StoreUnavailable(_) | LedgerError::Busy => {
+            DATABASE_UNAVAILABLE
+        }
+        LedgerError::Nats(_) => NATS_UNAVAILABLE,
+        _ => INTERNAL,
+    }
+}
+
+const CONCURRENT_MODIFICATION: &str = "concurrent_modification";
+const DATABASE_UNAVAILABLE: &str = "database_unavailable";
+const NATS_UNAVAILABLE: &str = "nats_unavailable";
+const INTERNAL: &str = "internal";
+
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
         match error {
             LedgerError::Domain(e) => e.into(),
             LedgerError::Conflict => Self::new(
                 StatusCode::CONFLICT,
-                "concurrent_modification",
+                CONCURRENT_MODIFICATION,
                 "another command changed this resource at the same time; retry the request",
             ),
             LedgerError::Database(_) | LedgerError::StoreUnavailable(_) | LedgerError::Busy => {
                 tracing::warn!(%error, "dependency unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
+                    DATABASE_UNAVAILABLE,
                     "the database is unavailable; retry shortly",
                 )
             }
             LedgerError::Nats(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "nats_unavailable",
+                NATS_UNAVAILABLE,
                 "NATS is unavailable; retry shortly",
             ),
             other => {
                 tracing::error!(error = %other, "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    INTERNAL,
                     "stored data could not be read; the operators have been told",
                 )
             }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod lookup;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -51,11 +52,16 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// Logs every request once, when it is answered, inside a span that carries the caller's
 /// W3C `traceparent` (so the request's log lines can be joined to the caller's trace).
 async fn log_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let traceparent = request
         .headers()
         .get("traceparent")
@@ -66,7 +72,26 @@ async fn log_request(
     let started = std::time::Instant::now();
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    let labels = metrics::RouteLabels {
+        method: method.to_string(),
+        route,
+    };
+    state
+        .metrics
+        .durations
+        .get_or_create(&labels)
+        .observe(elapsed);
+    state
+        .metrics
+        .requests
+        .get_or_create(&metrics::RequestLabels {
+            method: labels.method.clone(),
+            route: labels.route.clone(),
+            status,
+        })
+        .inc();
     let _entered = span.enter();
     if status >= 500 {
         tracing::error!(status, elapsed_ms, "request failed");
@@ -86,6 +111,20 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalogue::router())
         .merge(routes::health::router())
         .merge(openapi::router())
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        state.metrics.encode(),
+                    )
+                },
+            ),
+        )
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -113,7 +152,10 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(cors)
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
         .with_state(state)
 }
 

@@ -11,6 +11,7 @@ use release_pilot_ledger::store::EventStore;
 use sqlx::PgPool;
 
 use crate::auth::TokenStore;
+use crate::metrics::Metrics;
 
 /// Settings of the command API.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ pub struct AppState {
     pub config: Arc<CommandConfig>,
     /// Per-subject rate limiter.
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
                 Quota::per_second(config.rate_per_second).allow_burst(config.rate_burst),
             )),
             config: Arc::new(config),
+            metrics: Metrics::new(),
         }
     }
 }

@@ -1006,3 +1006,48 @@ async fn browsers_may_call_only_from_configured_origins() {
         Some(b"nosniff".as_slice())
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_commands_by_outcome() {
+    let app = spawn().await;
+    let (release, _) = app.release("api", "feat: x", "dev@example.com").await;
+    let (status, _) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "production", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle) && !l.starts_with('#'))
+            .map(str::to_owned)
+    };
+    let created = line("commands_total{command=\"CreateRelease\",outcome=\"accepted\"}")
+        .expect("CreateRelease counted");
+    assert!(created.ends_with(" 1"), "{created}");
+    assert!(
+        line("commands_total{command=\"StartDeployment\",outcome=\"deployment_refused\"}")
+            .is_some(),
+        "{text}"
+    );
+    assert!(
+        line("http_requests_total{method=\"POST\",route=\"/v1/releases\",status=\"201\"}")
+            .is_some(),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}

@@ -62,7 +62,20 @@ where
         idempotency_key: request.idempotency_key.clone(),
         traceparent: request.traceparent.clone(),
     };
-    state.store.execute::<A>(id, command, &metadata).await
+    let result = state.store.execute::<A>(id, command, &metadata).await;
+    let outcome = match &result {
+        Ok(_) => "accepted".to_owned(),
+        Err(error) => crate::error::code_of(error).to_owned(),
+    };
+    state
+        .metrics
+        .commands
+        .get_or_create(&crate::metrics::CommandLabels {
+            command: command_name.to_owned(),
+            outcome,
+        })
+        .inc();
+    result
 }
 
 /// Answers once per idempotency key: runs `command` or replays the first answer.
