@@ -7,9 +7,8 @@
 //! measurement's length (default 5), `LEDGER_BENCH_BACKLOG` the sealer/relay/verify
 //! backlog (default 100000); `LEDGER_BENCH_ONLY=backlog` skips the append measurements.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
@@ -29,15 +28,10 @@ use release_pilot_ledger::verify::verify_database;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-const AGGREGATES_PER_WRITER: usize = 10;
+mod support;
+use support::{row, seconds};
 
-fn seconds() -> Duration {
-    let s = std::env::var("LEDGER_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    Duration::from_secs(s)
-}
+const AGGREGATES_PER_WRITER: usize = 10;
 
 fn backlog() -> i64 {
     std::env::var("LEDGER_BENCH_BACKLOG")
@@ -91,27 +85,7 @@ where
     F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let done = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (done, count, op) = (done.clone(), count.clone(), op.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                op(writer, n).await;
-                n += 1;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    tokio::time::sleep(seconds()).await;
-    done.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.expect("writer");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    support::measure(writers, op).await.rate
 }
 
 async fn raw_insert(pool: &PgPool, writers: usize) -> f64 {
@@ -220,13 +194,6 @@ async fn seeded_backlog(pool: &PgPool, n: i64) {
     .execute(pool)
     .await
     .expect("seed backlog");
-}
-
-fn row(name: &str, rate: f64, baseline: Option<(&str, f64)>) {
-    match baseline {
-        Some((label, base)) => println!("| {name} | {rate:.0} | {:.2} × {label} |", rate / base),
-        None => println!("| {name} | {rate:.0} | baseline |"),
-    }
 }
 
 fn main() {
