@@ -1051,3 +1051,154 @@ async fn metrics_count_requests_by_route_and_commands_by_outcome() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_remaining_routes_succeed_on_their_happy_paths() {
+    let app = spawn().await;
+    let commander = app
+        .token("ic@example.com", &[Role::IncidentCommander])
+        .await;
+
+    // Approval request, gate bypass by an admin, withdrawal.
+    let (release, _) = app.release("api", "feat: x", "dev@example.com").await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/releases/{release}/approval-requests"),
+            &app.ci,
+            json!({"environment": "production"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/v1/releases/{release}/gates/security/bypass"),
+            &app.admin,
+            json!({"reason": "scanner outage"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::CREATED, Some("bypassed")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/v1/releases/{release}/withdraw"),
+            &app.ci,
+            json!({"reason": "superseded"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["withdrawn"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+
+    // The hotfix lane: an incident commander's approval clears a hotfix deployment.
+    let (hotfix, _) = app.release("api", "fix: urgent", "dev@example.com").await;
+    for gate in ["testing", "security"] {
+        let (status, _) = app
+            .post(
+                &format!("/v1/releases/{hotfix}/gates"),
+                &app.ci,
+                json!({"gate": gate, "status": "passed"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, body) = app
+        .post(
+            &format!("/v1/releases/{hotfix}/hotfix-approvals"),
+            &commander,
+            json!({"environment": "production", "reason": "INC-1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, deployed) = app
+        .post(
+            "/v1/deployments",
+            &commander,
+            json!({"release_id": hotfix, "environment": "production", "strategy": "hotfix"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{deployed}");
+    assert!(
+        deployed["clearance"]["retroactive_approval_due"].is_string(),
+        "{deployed}"
+    );
+    let id = deployed["deployment_id"].as_str().expect("id").to_owned();
+    let (status, failed) = app
+        .post(
+            &format!("/v1/deployments/{id}/fail"),
+            &commander,
+            json!({"reason": "pods crashlooping"}),
+        )
+        .await;
+    assert_eq!(
+        (status, failed["status"].as_str()),
+        (StatusCode::OK, Some("failed")),
+        "{failed}"
+    );
+
+    // Blue-green in dev: switch, complete; then a manual rollback of the live version.
+    let (first, _) = app.release("web", "feat: one", "dev@example.com").await;
+    let (second, _) = app.release("web", "feat: two", "dev@example.com").await;
+    let mut deployments = Vec::new();
+    for release in [&first, &second] {
+        let (status, started) = app
+            .post(
+                "/v1/deployments",
+                &app.ci,
+                json!({"release_id": release, "environment": "dev", "strategy": "blue_green"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{started}");
+        let id = started["deployment_id"].as_str().expect("id").to_owned();
+        let (status, switched) = app
+            .post(
+                &format!("/v1/deployments/{id}/traffic-switch"),
+                &app.ci,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{switched}");
+        let (status, done) = app
+            .post(
+                &format!("/v1/deployments/{id}/complete"),
+                &app.ci,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, done["status"].as_str()),
+            (StatusCode::OK, Some("completed")),
+            "{done}"
+        );
+        deployments.push(id);
+    }
+    let (status, rollback) = app
+        .post(
+            &format!("/v1/deployments/{}/rollback", deployments[1]),
+            &app.ci,
+            json!({"reason": "regression"}),
+        )
+        .await;
+    assert_eq!(
+        (status, rollback["status"].as_str()),
+        (StatusCode::OK, Some("rolling_back")),
+        "{rollback}"
+    );
+    assert_eq!(rollback["target"]["deployment_id"], deployments[0].as_str());
+    let (status, restored) = app
+        .post(
+            &format!("/v1/deployments/{}/rollback/complete", deployments[1]),
+            &app.ci,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, restored["live"]["deployment_id"].as_str()),
+        (StatusCode::OK, Some(deployments[0].as_str())),
+        "{restored}"
+    );
+}
