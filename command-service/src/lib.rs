@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::releases::router())
         .merge(routes::deployments::router())
+        .merge(routes::environments::router())
         .merge(routes::incidents::router())
         .merge(routes::catalogue::router())
         .merge(routes::health::router())

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{catalogue, deployments, incidents, releases};
+use crate::routes::{catalogue, deployments, environments, incidents, releases};
 use crate::state::AppState;
 
 /// An RFC 7807 problem, as every error is answered.
@@ -116,7 +116,8 @@ impl Modify for BearerAuth {
         deployments::start, deployments::canary, deployments::health, deployments::switch_traffic,
         deployments::complete, deployments::fail, deployments::rollback, deployments::rollback_complete,
         incidents::open, incidents::resolve,
-        catalogue::define_policy, catalogue::register_requirement,
+        environments::toggle_flag, environments::start_freeze, environments::end_freeze,
+        catalogue::define_policy, catalogue::register_requirement, catalogue::update_requirement,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth)

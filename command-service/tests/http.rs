@@ -870,6 +870,22 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ),
     ("PUT", "/v1/policies/production", &[Role::Admin]),
     ("POST", "/v1/requirements", &[Role::Admin]),
+    ("PUT", "/v1/requirements/REQ-1", &[Role::Admin]),
+    (
+        "POST",
+        "/v1/environments/api/production/flags/new-checkout",
+        &[Role::Ci, Role::Admin],
+    ),
+    (
+        "POST",
+        "/v1/environments/api/production/freeze",
+        &[Role::IncidentCommander, Role::Admin],
+    ),
+    (
+        "DELETE",
+        "/v1/environments/api/production/freeze",
+        &[Role::IncidentCommander, Role::Admin],
+    ),
 ];
 
 #[tokio::test]
@@ -1200,5 +1216,119 @@ async fn the_remaining_routes_succeed_on_their_happy_paths() {
         (status, restored["live"]["deployment_id"].as_str()),
         (StatusCode::OK, Some(deployments[0].as_str())),
         "{restored}"
+    );
+}
+
+#[tokio::test]
+async fn flags_freezes_and_requirement_updates_work_and_a_freeze_refuses_deployments() {
+    let app = spawn().await;
+    let path = "/v1/environments/api/dev";
+    let (status, body) = app
+        .post(
+            &format!("{path}/flags/new-checkout"),
+            &app.ci,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["enabled"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let (status, problem) = app
+        .post(
+            &format!("{path}/flags/new-checkout"),
+            &app.ci,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("flag_unchanged"))
+    );
+
+    let (status, _) = app
+        .post(
+            &format!("{path}/freeze"),
+            &app.admin,
+            json!({"reason": "launch day"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (release, _) = app.release("api", "feat: x", "dev@example.com").await;
+    let (status, problem) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "dev", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["refusals"][0]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("change_frozen")),
+        "{problem}"
+    );
+    let (status, _, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}/freeze"),
+            Some(&app.admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .post(
+            "/v1/deployments",
+            &app.ci,
+            json!({"release_id": release, "environment": "dev", "strategy": "standard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, problem, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}/freeze"),
+            Some(&app.admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_frozen"))
+    );
+
+    let (status, _) = app
+        .post(
+            "/v1/requirements",
+            &app.admin,
+            json!({"id": "REQ-1", "title": "Login", "category": "functional"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = app
+        .send(
+            reqwest::Method::PUT,
+            "/v1/requirements/REQ-1",
+            Some(&app.admin),
+            Some(json!({"title": "Login with SSO", "category": "security"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem, _) = app
+        .send(
+            reqwest::Method::PUT,
+            "/v1/requirements/REQ-404",
+            Some(&app.admin),
+            Some(json!({"title": "x", "category": "y"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("requirement_not_found"))
     );
 }

@@ -8,7 +8,9 @@ use axum::Router;
 use chrono::Utc;
 use release_pilot_domain::ids::{EnvironmentName, RequirementId};
 use release_pilot_domain::policy::{DefinePolicy, Policy, PolicyCommand, PolicyRules};
-use release_pilot_domain::requirement::{RegisterRequirement, Requirement, RequirementCommand};
+use release_pilot_domain::requirement::{
+    RegisterRequirement, Requirement, RequirementCommand, UpdateRequirement,
+};
 use release_pilot_domain::roles::Role;
 use serde::Deserialize;
 use serde_json::json;
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/policies/{environment}", put(define_policy))
         .route("/v1/requirements", post(register_requirement))
+        .route("/v1/requirements/{id}", put(update_requirement))
         .route_layer(allow(&[Role::Admin]))
 }
 
@@ -118,6 +121,52 @@ pub(crate) async fn register_requirement(
         )
         .await?;
         Ok((StatusCode::CREATED, json!({ "id": body.id })))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequirementUpdateBody {
+    title: String,
+    category: String,
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/requirements/{id}",
+    tag = "catalogue",
+    summary = "Change a requirement's title or category.",
+    request_body = RequirementUpdateBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, description = "done", body = Object), crate::openapi::Problems),
+    security(("bearer" = []))
+)]
+pub(crate) async fn update_requirement(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    request: CommandRequest<RequirementUpdateBody>,
+) -> Result<Response, ApiError> {
+    let id = RequirementId::parse(&id)
+        .map_err(|_| ApiError::not_found("requirement_not_found", "requirement not found"))?;
+    answer(&state, &caller, &request, || async {
+        let command = RequirementCommand::Update(UpdateRequirement {
+            title: request.body.title.clone(),
+            category: request.body.category.clone(),
+            actor: caller.subject.clone(),
+            requested_at: Utc::now(),
+        });
+        exec::<Requirement, _>(
+            &state,
+            &caller,
+            &request,
+            "UpdateRequirement",
+            id.as_str(),
+            command,
+        )
+        .await?;
+        Ok((StatusCode::OK, json!({ "id": id })))
     })
     .await
 }
