@@ -126,10 +126,12 @@ fn ledger_commands_without_a_database_explain_what_is_missing() {
     }
 }
 
-/// A migrated database holding `events` sealed events, and the signing key's file.
+/// A migrated database holding `events` sealed events, the signing key's file, and the
+/// runtime its pool lives on (a pool must be used from the runtime that opened it).
 fn sealed_database(
     events: i64,
 ) -> (
+    tokio::runtime::Runtime,
     release_pilot_ledger::testkit::TestDatabase,
     tempfile::TempDir,
 ) {
@@ -162,12 +164,12 @@ fn sealed_database(
         sealer.checkpoint_now().await.expect("checkpoint");
         db
     });
-    (db, keys)
+    (runtime, db, keys)
 }
 
 #[test]
 fn migrate_is_idempotent_on_a_real_database() {
-    let (db, _keys) = sealed_database(0);
+    let (_runtime, db, _keys) = sealed_database(0);
     let url = db.url.clone();
     for _ in 0..2 {
         let output = release_pilot_with(&["migrate"], "", &[("DATABASE_URL", &url)]);
@@ -177,7 +179,7 @@ fn migrate_is_idempotent_on_a_real_database() {
 
 #[test]
 fn verify_passes_on_an_intact_ledger_and_names_the_tampered_position() {
-    let (db, keys) = sealed_database(25);
+    let (runtime, db, keys) = sealed_database(25);
     let url = db.url.clone();
     let data_dir = keys.path().to_str().expect("utf-8 path").to_owned();
     let env = [
@@ -193,20 +195,18 @@ fn verify_passes_on_an_intact_ledger_and_names_the_tampered_position() {
     );
     assert!(!stdout.contains(" 0 signed checkpoints"), "{stdout}");
 
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
-            let mut tx = db.pool.begin().await.expect("begin");
-            sqlx::query("SET LOCAL session_replication_role = replica")
-                .execute(&mut *tx)
-                .await
-                .expect("disable triggers");
-            sqlx::query("UPDATE events SET payload = '{\"E\": {\"x\": 1}}' WHERE sequence = 9")
-                .execute(&mut *tx)
-                .await
-                .expect("tamper");
-            tx.commit().await.expect("commit");
-        });
+    runtime.block_on(async {
+        let mut tx = db.pool.begin().await.expect("begin");
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .expect("disable triggers");
+        sqlx::query("UPDATE events SET payload = '{\"E\": {\"x\": 1}}' WHERE sequence = 9")
+            .execute(&mut *tx)
+            .await
+            .expect("tamper");
+        tx.commit().await.expect("commit");
+    });
     let output = release_pilot_with(&["verify"], "", &env);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -215,7 +215,7 @@ fn verify_passes_on_an_intact_ledger_and_names_the_tampered_position() {
 
 #[test]
 fn verify_refuses_to_guess_a_public_key() {
-    let (db, _keys) = sealed_database(1);
+    let (_runtime, db, _keys) = sealed_database(1);
     let empty = tempfile::tempdir().expect("temp dir");
     let output = release_pilot_with(
         &[
