@@ -1332,3 +1332,47 @@ async fn flags_freezes_and_requirement_updates_work_and_a_freeze_refuses_deploym
         (StatusCode::NOT_FOUND, Some("requirement_not_found"))
     );
 }
+
+#[tokio::test]
+async fn when_postgresql_is_gone_commands_get_503_and_readiness_fails() {
+    let app = spawn().await;
+    // Take the database away underneath the running service.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(
+        &release_pilot_ledger::testkit::admin_url(),
+    )
+    .await
+    .expect("admin connection");
+    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.db.name()))
+        .execute(&mut admin)
+        .await
+        .expect("drop");
+    let (status, problem, content_type) = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/incidents",
+            Some(&app.ci),
+            Some(json!({"service": "api", "environment": "dev", "severity": "low", "title": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("database_unavailable")
+        ),
+        "{problem}"
+    );
+    assert_eq!(content_type, "application/problem+json");
+    let (status, body, _) = app
+        .send(reqwest::Method::GET, "/ready", None, None, None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    let (status, _, _) = app
+        .send(reqwest::Method::GET, "/live", None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the process itself is alive");
+}
