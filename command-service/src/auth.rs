@@ -75,16 +75,28 @@ pub fn generate_token() -> String {
     format!("rp_{}", hex::encode(bytes))
 }
 
-/// The token table.
+/// How long an authenticated token is trusted without asking the database again; a
+/// revocation by another instance takes effect within this time (at once on this one).
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+type TokenCache =
+    std::sync::Arc<std::sync::Mutex<lru::LruCache<Vec<u8>, (Caller, std::time::Instant)>>>;
+
+/// The token table, with a short-lived cache of authenticated tokens.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     pool: PgPool,
+    cache: TokenCache,
 }
 
 impl TokenStore {
     /// Tokens in `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let capacity = std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self {
+            pool,
+            cache: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
+        }
     }
 
     /// Stores `token` for `subject` with `roles`; returns its id.
@@ -139,6 +151,9 @@ impl TokenStore {
 
     /// Revokes a token; false when no active token has that id.
     pub async fn revoke(&self, id: Uuid) -> Result<bool, sqlx::Error> {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
         let done = sqlx::query("UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .execute(&self.pool)
@@ -148,10 +163,26 @@ impl TokenStore {
 
     /// The caller a token identifies, if it is known and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, sqlx::Error> {
+        let hash = hash_token(token);
+        if let Ok(mut cache) = self.cache.lock() {
+            if let Some((caller, at)) = cache.get(&hash) {
+                if at.elapsed() < TOKEN_CACHE_TTL {
+                    return Ok(Some(caller.clone()));
+                }
+            }
+        }
+        let caller = self.lookup(&hash).await?;
+        if let (Some(caller), Ok(mut cache)) = (&caller, self.cache.lock()) {
+            cache.put(hash, (caller.clone(), std::time::Instant::now()));
+        }
+        Ok(caller)
+    }
+
+    async fn lookup(&self, hash: &[u8]) -> Result<Option<Caller>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT subject, roles FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(hash_token(token))
+        .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };

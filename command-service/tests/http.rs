@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 struct TestApp {
+    state: AppState,
     base: String,
     client: reqwest::Client,
     db: TestDatabase,
@@ -35,7 +36,7 @@ async fn spawn() -> TestApp {
 async fn spawn_with(config: CommandConfig) -> TestApp {
     let db = TestDatabase::create().await;
     let state = AppState::new(db.pool.clone(), config);
-    let app = App::build("127.0.0.1:0".parse().expect("addr"), state)
+    let app = App::build("127.0.0.1:0".parse().expect("addr"), state.clone())
         .await
         .expect("bind");
     let base = format!("http://{}", app.local_addr().expect("addr"));
@@ -44,6 +45,7 @@ async fn spawn_with(config: CommandConfig) -> TestApp {
         let _ = stopped.await;
     }));
     let mut app = TestApp {
+        state,
         base,
         client: reqwest::Client::new(),
         db,
@@ -247,8 +249,9 @@ async fn identity_comes_from_a_valid_token_and_roles_are_enforced() {
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
 
-    // A revoked token stops working.
-    let store = TokenStore::new(app.db.pool.clone());
+    // A revoked token stops working at once on the instance that revoked it (others
+    // trust a cached authentication for at most TOKEN_CACHE_TTL).
+    let store = app.state.tokens.clone();
     let (id, token) = store
         .create(
             &Person::parse("temp").expect("valid"),

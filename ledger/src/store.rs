@@ -13,10 +13,24 @@
 //!   idempotent (a stack of rollback targets, a canary stage counter) every snapshot would
 //!   be wrong. Deciding on a clone leaves the context as loaded, so the snapshot gets
 //!   each event exactly once.
+//!
+//! The store also keeps recently used aggregates in memory (state, version, snapshot
+//! counter), which saves loading them again on the next command:
+//! - a command decides on the cached state; if another process appended meanwhile, the
+//!   commit conflicts on the event's sequence, the entry is dropped, and the command is
+//!   decided once more on freshly loaded state — so nothing is ever committed on stale
+//!   state;
+//! - a read ([`EventStore::load`]) first asks the database for the aggregate's current
+//!   version (one index lookup) and uses the cached state only when it matches.
+
+use std::any::Any;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
+use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use release_pilot_domain::DomainError;
 use sqlx::PgPool;
@@ -38,20 +52,112 @@ pub struct Executed<A: Aggregate> {
     pub state: A,
 }
 
+/// A cached aggregate: its state, version and snapshot counter.
+struct Cached {
+    state: Box<dyn Any + Send + Sync>,
+    version: usize,
+    snapshot: Option<usize>,
+}
+
+type Cache = Arc<Mutex<LruCache<(&'static str, String), Cached>>>;
+
+/// How many aggregates the store keeps in memory by default.
+pub const DEFAULT_CACHED_AGGREGATES: usize = 10_000;
+
 /// Every aggregate's persisted store over one PostgreSQL pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
     snapshot_every: usize,
+    cache: Cache,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore")
+            .field("snapshot_every", &self.snapshot_every)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventStore {
-    /// A store over `pool`, snapshotting each aggregate every `snapshot_every` events.
+    /// A store over `pool`, snapshotting each aggregate every `snapshot_every` events and
+    /// keeping up to [`DEFAULT_CACHED_AGGREGATES`] aggregates in memory.
     pub fn new(pool: PgPool, snapshot_every: usize) -> Self {
-        Self {
+        Self::with_cache(pool, snapshot_every, DEFAULT_CACHED_AGGREGATES)
+    }
+
+    /// As [`EventStore::new`], keeping up to `cached` aggregates in memory (0 disables the
+    /// cache).
+    pub fn with_cache(pool: PgPool, snapshot_every: usize, cached: usize) -> Self {
+        let capacity = NonZeroUsize::new(cached).unwrap_or(NonZeroUsize::MIN);
+        let cache = LruCache::new(capacity);
+        let cache = Arc::new(Mutex::new(cache));
+        let store = Self {
             pool,
             snapshot_every,
+            cache,
+        };
+        if cached == 0 {
+            store.forget_all();
         }
+        store
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.resize(NonZeroUsize::MIN);
+            cache.clear();
+        }
+    }
+
+    fn cached<A>(&self, id: &str) -> Option<EventStoreAggregateContext<A>>
+    where
+        A: Aggregate + Clone + Send + Sync + 'static,
+    {
+        let mut cache = self.cache.lock().ok()?;
+        let entry = cache.get(&(A::TYPE, id.to_owned()))?;
+        let state = entry.state.downcast_ref::<A>()?.clone();
+        Some(EventStoreAggregateContext {
+            aggregate_id: id.to_owned(),
+            aggregate: state,
+            current_sequence: entry.version,
+            current_snapshot: entry.snapshot,
+        })
+    }
+
+    fn remember<A>(&self, id: &str, state: &A, version: usize, snapshot: Option<usize>)
+    where
+        A: Aggregate + Clone + Send + Sync + 'static,
+    {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(
+                (A::TYPE, id.to_owned()),
+                Cached {
+                    state: Box::new(state.clone()),
+                    version,
+                    snapshot,
+                },
+            );
+        }
+    }
+
+    fn forget<A: Aggregate>(&self, id: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.pop(&(A::TYPE, id.to_owned()));
+        }
+    }
+
+    /// The aggregate's version in the database (its last sequence, 0 when it has none).
+    async fn stored_version<A: Aggregate>(&self, id: &str) -> Result<usize, LedgerError> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(version).unwrap_or(0))
     }
 
     /// The pool.
@@ -67,16 +173,28 @@ impl EventStore {
         )
     }
 
-    /// Loads an aggregate's current state and version (0 when it has no events).
+    /// Loads an aggregate's current state and version (0 when it has no events), from
+    /// memory when the database confirms the cached version is current.
     pub async fn load<A>(&self, id: &str) -> Result<(A, usize), LedgerError>
     where
-        A: Aggregate<Error = DomainError>,
+        A: Aggregate<Error = DomainError> + Clone + Send + Sync + 'static,
     {
+        if let Some(cached) = self.cached::<A>(id) {
+            if self.stored_version::<A>(id).await? == cached.current_sequence {
+                return Ok((cached.aggregate, cached.current_sequence));
+            }
+        }
         let context = self
             .store::<A>()
             .load_aggregate(id)
             .await
             .map_err(map_error)?;
+        self.remember(
+            id,
+            &context.aggregate,
+            context.current_sequence,
+            context.current_snapshot,
+        );
         Ok((context.aggregate, context.current_sequence))
     }
 
@@ -88,7 +206,8 @@ impl EventStore {
         metadata: &EventMetadata,
     ) -> Result<Executed<A>, LedgerError>
     where
-        A: Aggregate<Error = DomainError, Services = ()> + Clone,
+        A: Aggregate<Error = DomainError, Services = ()> + Clone + Send + Sync + 'static,
+        A::Command: Clone,
     {
         self.execute_expecting(id, command, metadata, None).await
     }
@@ -103,29 +222,61 @@ impl EventStore {
         expected: Option<usize>,
     ) -> Result<Executed<A>, LedgerError>
     where
-        A: Aggregate<Error = DomainError, Services = ()> + Clone,
+        A: Aggregate<Error = DomainError, Services = ()> + Clone + Send + Sync + 'static,
+        A::Command: Clone,
     {
         let store = self.store::<A>();
-        let context = store.load_aggregate(id).await.map_err(map_error)?;
-        if expected.is_some_and(|v| v != context.current_sequence) {
-            return Err(LedgerError::Conflict);
+        let mut from_cache = true;
+        loop {
+            let context = match self.cached::<A>(id).filter(|_| from_cache) {
+                Some(context) => context,
+                None => {
+                    from_cache = false;
+                    store.load_aggregate(id).await.map_err(map_error)?
+                }
+            };
+            if expected.is_some_and(|v| v != context.current_sequence) {
+                self.forget::<A>(id);
+                return Err(LedgerError::Conflict);
+            }
+            let mut state = context.aggregate.clone();
+            let sink = EventSink::default();
+            state.handle(command.clone(), &(), &sink).await?;
+            let events = sink.collect().await;
+            let before = context.current_sequence;
+            let version = before + events.len();
+            let snapshot = if self.snapshot_every > 0
+                && version / self.snapshot_every > before / self.snapshot_every
+            {
+                Some(context.current_snapshot.map_or(1, |s| s + 1))
+            } else {
+                context.current_snapshot
+            };
+            if !events.is_empty() {
+                match store
+                    .commit(events.clone(), context, metadata.to_map())
+                    .await
+                {
+                    Ok(_) => {}
+                    // The cached state was stale: decide again on what is stored.
+                    Err(AggregateError::AggregateConflict) if from_cache => {
+                        self.forget::<A>(id);
+                        from_cache = false;
+                        continue;
+                    }
+                    Err(error) => {
+                        self.forget::<A>(id);
+                        return Err(map_error(error));
+                    }
+                }
+            }
+            self.remember(id, &state, version, snapshot);
+            return Ok(Executed {
+                events,
+                version,
+                state,
+            });
         }
-        let mut state = context.aggregate.clone();
-        let sink = EventSink::default();
-        state.handle(command, &(), &sink).await?;
-        let events = sink.collect().await;
-        let version = context.current_sequence + events.len();
-        if !events.is_empty() {
-            store
-                .commit(events.clone(), context, metadata.to_map())
-                .await
-                .map_err(map_error)?;
-        }
-        Ok(Executed {
-            events,
-            version,
-            state,
-        })
     }
 }
 

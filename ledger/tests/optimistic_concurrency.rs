@@ -161,3 +161,47 @@ async fn metadata_is_stored_with_every_event_and_reads_back_typed() {
     assert_eq!(typed.actor, "pm@example.com");
     assert_eq!(typed.actor_roles, ["admin"]);
 }
+
+#[tokio::test]
+async fn a_cached_aggregate_made_stale_by_another_process_is_decided_again_not_committed_stale() {
+    let db = TestDatabase::create().await;
+    // Two stores over one database stand for two command-service processes.
+    let first = EventStore::new(db.pool.clone(), 100);
+    let second = EventStore::new(db.pool.clone(), 100);
+    registered(&first).await;
+    let update = |title: &str| {
+        RequirementCommand::Update(UpdateRequirement {
+            title: title.into(),
+            category: "functional".into(),
+            actor: person(),
+            requested_at: Utc::now(),
+        })
+    };
+    // The second process appends behind the first one's cache.
+    let behind = second
+        .execute::<Requirement>("REQ-1", update("B"), &metadata())
+        .await
+        .expect("second writes");
+    assert_eq!(behind.version, 2);
+    // A read through the first store sees it (the cached version is checked)...
+    let (state, version) = first.load::<Requirement>("REQ-1").await.expect("load");
+    assert_eq!((state.title.as_str(), version), ("B", 2));
+    // ...and a command decided on a stale cache is decided again on what is stored.
+    let third = second
+        .execute::<Requirement>("REQ-1", update("C"), &metadata())
+        .await
+        .expect("second writes again");
+    assert_eq!(third.version, 3);
+    let executed = first
+        .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
+        .await
+        .expect("first writes after reloading");
+    assert_eq!(executed.version, 4);
+    assert_eq!(events_of(&first, "REQ-1").await, 4);
+    // Deciding again means the domain sees the real state: an unchanged title is refused.
+    let refused = second
+        .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
+        .await
+        .expect_err("no change is refused on the fresh state");
+    assert!(matches!(refused, LedgerError::Domain(_)));
+}

@@ -84,7 +84,15 @@ async fn an_aggregate_loaded_through_snapshots_equals_one_folded_from_all_events
         .expect("count");
     assert!(snapshots > 0, "the test must exercise a snapshot");
 
-    let (through_snapshot, version) = store.load::<Environment>(id).await.expect("load");
+    // Read through an uncached store, so the state comes from the snapshot rows.
+    let uncached = EventStore::with_cache(db.pool.clone(), 3, 0);
+    let (through_snapshot, version) = uncached.load::<Environment>(id).await.expect("load");
+    let (cached, cached_version) = store.load::<Environment>(id).await.expect("load");
+    assert_eq!(
+        (&cached, cached_version),
+        (&through_snapshot, version),
+        "the cache agrees"
+    );
     let folded = PersistedEventStore::<_, Environment>::new_event_store(
         PostgresEventRepository::new(db.pool.clone()),
     )

@@ -37,7 +37,8 @@ pub(crate) async fn exec<A, T>(
     command: A::Command,
 ) -> Result<Executed<A>, ApiError>
 where
-    A: Aggregate<Error = DomainError, Services = ()> + Clone,
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + Send + Sync + 'static,
+    A::Command: Clone,
 {
     Ok(exec_ledger(state, caller, request, command_name, id, command).await?)
 }
@@ -52,7 +53,8 @@ pub(crate) async fn exec_ledger<A, T>(
     command: A::Command,
 ) -> Result<Executed<A>, LedgerError>
 where
-    A: Aggregate<Error = DomainError, Services = ()> + Clone,
+    A: Aggregate<Error = DomainError, Services = ()> + Clone + Send + Sync + 'static,
+    A::Command: Clone,
 {
     let metadata = EventMetadata {
         actor: caller.subject.to_string(),
