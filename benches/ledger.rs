@@ -153,7 +153,9 @@ async fn plain_cqrs(pool: &PgPool, writers: usize) -> f64 {
 }
 
 async fn ledger_cqrs(pool: &PgPool, writers: usize, key: &LedgerKey) -> f64 {
-    let store = Arc::new(EventStore::new(pool.clone(), 100));
+    // The aggregate cache is off: this compares the ledger's append path with plain
+    // postgres-es like for like (both load the aggregate for every command).
+    let store = Arc::new(EventStore::with_cache(pool.clone(), 100, 0));
     for writer in 0..writers {
         for n in 0..AGGREGATES_PER_WRITER {
             let id = aggregate_id(writer, n);
