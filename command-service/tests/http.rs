@@ -1379,3 +1379,91 @@ async fn when_postgresql_is_gone_commands_get_503_and_readiness_fails() {
         .await;
     assert_eq!(status, StatusCode::OK, "the process itself is alive");
 }
+
+#[tokio::test]
+async fn a_healthy_canary_advances_stage_by_stage_to_completion() {
+    let app = spawn().await;
+    let (release, _) = app.release("api", "feat: x", "dev@example.com").await;
+    let started_at = chrono::Utc::now();
+    let (status, started) = app
+        .post("/v1/deployments", &app.ci, json!({"release_id": release, "environment": "dev", "strategy": "canary", "started_at": started_at}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id = started["deployment_id"].as_str().expect("id").to_owned();
+    // Default stages: 5 % for 10 min, 25 % for 30 min, 75 % for 60 min, then 100 %.
+    let mut stage_start = started_at;
+    for (weight, minutes) in [(25, 10), (75, 30), (100, 60)] {
+        let samples: Vec<Value> = (0..=minutes)
+            .map(|m| json!({"at": stage_start + chrono::Duration::minutes(m), "error_rate_pct": 0.1, "p95_ms": 180.0}))
+            .collect();
+        let (status, verdict) = app
+            .post(
+                &format!("/v1/deployments/{id}/health"),
+                &app.ci,
+                json!({"samples": samples}),
+            )
+            .await;
+        assert_eq!(
+            (status, verdict["verdict"].as_str()),
+            (StatusCode::OK, Some("healthy")),
+            "{verdict}"
+        );
+        let at = stage_start + chrono::Duration::minutes(minutes);
+        let (status, advanced) = app
+            .post(
+                &format!("/v1/deployments/{id}/canary"),
+                &app.ci,
+                json!({"weight_percent": weight, "at": at}),
+            )
+            .await;
+        assert_eq!(
+            (status, advanced["weight_percent"].as_u64()),
+            (StatusCode::OK, Some(weight)),
+            "{advanced}"
+        );
+        stage_start = at;
+    }
+    let (status, done) = app
+        .post(
+            &format!("/v1/deployments/{id}/complete"),
+            &app.ci,
+            json!({"finished_at": stage_start}),
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn the_callers_traceparent_and_idempotency_key_are_recorded_with_the_event() {
+    let app = spawn().await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app
+        .client
+        .post(format!("{}/v1/incidents", app.base))
+        .bearer_auth(&app.ci)
+        .header("traceparent", traceparent)
+        .header("idempotency-key", "incident-42")
+        .json(&json!({"service": "api", "environment": "production", "severity": "high", "title": "errors"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let metadata: Value = sqlx::query_scalar(
+        "SELECT metadata::jsonb FROM events WHERE event_type = 'IncidentOpened'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("event");
+    assert_eq!(metadata["traceparent"], traceparent);
+    assert_eq!(metadata["idempotency_key"], "incident-42");
+    assert_eq!(metadata["actor"], "ci-bot");
+    assert_eq!(metadata["actor_roles"], "ci");
+    assert_eq!(metadata["command"], "OpenIncident");
+    assert!(metadata["correlation_id"]
+        .as_str()
+        .is_some_and(|c| uuid::Uuid::parse_str(c).is_ok()));
+}
