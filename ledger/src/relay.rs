@@ -14,6 +14,15 @@
 //! JetStream drop a repeat inside its duplicate window. After the acks the relay stores
 //! its checkpoint (for lag reporting). When NATS is down the batch fails, the relay backs
 //! off and retries; commands are unaffected because they only touch PostgreSQL.
+//!
+//! # Decisions
+//!
+//! Entries that outside tools act on are also published as decisions: a
+//! `RollbackTriggered` entry becomes a message on
+//! `<decisions prefix>.rollback.<service>.<environment>` in the `DECISIONS` stream, with
+//! `Nats-Msg-Id` = `decision-<position>`. The decision is acknowledged before its ledger
+//! entry is published, so a crash in between republishes both, and JetStream drops the
+//! repeated decision.
 
 use std::time::Duration;
 
@@ -45,6 +54,10 @@ pub struct RelayConfig {
     pub stream: String,
     /// The subject prefix (`ledger`): subjects are `<prefix>.<type>.<id>`.
     pub subject_prefix: String,
+    /// The JetStream stream for decisions (`DECISIONS`).
+    pub decisions_stream: String,
+    /// The decision subject prefix (`decisions`): `<prefix>.<kind>.<service>.<environment>`.
+    pub decisions_prefix: String,
     /// Most entries per batch.
     pub batch_size: i64,
     /// How long to wait when there is nothing to publish.
@@ -57,6 +70,8 @@ impl Default for RelayConfig {
             name: "jetstream".to_owned(),
             stream: "LEDGER".to_owned(),
             subject_prefix: "ledger".to_owned(),
+            decisions_stream: "DECISIONS".to_owned(),
+            decisions_prefix: "decisions".to_owned(),
             batch_size: 1000,
             poll_interval: Duration::from_millis(10),
         }
@@ -85,15 +100,23 @@ impl Relay {
         }
     }
 
-    /// Creates the stream, or updates its subjects, so it captures `<prefix>.>`.
+    /// Creates the ledger and decision streams, or updates their subjects; returns the
+    /// ledger stream.
     pub async fn ensure_stream(&self) -> Result<Stream, LedgerError> {
+        self.ensure(&self.config.decisions_stream, &self.config.decisions_prefix)
+            .await?;
+        self.ensure(&self.config.stream, &self.config.subject_prefix)
+            .await
+    }
+
+    async fn ensure(&self, name: &str, prefix: &str) -> Result<Stream, LedgerError> {
         let config = StreamConfig {
-            name: self.config.stream.clone(),
-            subjects: vec![format!("{}.>", self.config.subject_prefix)],
+            name: name.to_owned(),
+            subjects: vec![format!("{prefix}.>")],
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        match self.jetstream.get_stream(&self.config.stream).await {
+        match self.jetstream.get_stream(name).await {
             Ok(mut stream) => {
                 let info = stream.info().await.map_err(nats)?;
                 if info.config.subjects != config.subjects {
@@ -158,6 +181,18 @@ impl Relay {
             if let Some(traceparent) = entry.metadata.get("traceparent").and_then(|v| v.as_str()) {
                 message = message.header("traceparent", traceparent);
             }
+            if let Some((subject, decision)) = self.decision(entry) {
+                // Acknowledged before the entry itself, so it is never lost behind it.
+                let publish = PublishMessage::build()
+                    .payload(decision.to_string().into_bytes().into())
+                    .message_id(format!("decision-{}", entry.position));
+                self.jetstream
+                    .send_publish(subject, publish)
+                    .await
+                    .map_err(nats)?
+                    .await
+                    .map_err(nats)?;
+            }
             let ack = self
                 .jetstream
                 .send_publish(subject, message)
@@ -181,6 +216,30 @@ impl Relay {
         .await?;
         tx.commit().await?;
         Ok(entries.len())
+    }
+
+    /// The decision an entry carries, if any: its subject and JSON body.
+    fn decision(&self, entry: &crate::entry::Entry) -> Option<(String, serde_json::Value)> {
+        if entry.aggregate_type != "environment" || entry.event_type != "RollbackTriggered" {
+            return None;
+        }
+        let (service, environment) = entry.aggregate_id.split_once('/')?;
+        let triggered = entry.payload.get("RollbackTriggered")?;
+        let subject = format!(
+            "{}.rollback.{service}.{environment}",
+            self.config.decisions_prefix
+        );
+        let body = serde_json::json!({
+            "decision": "rollback",
+            "service": service,
+            "environment": environment,
+            "deployment_id": triggered.get("deployment_id"),
+            "evidence": triggered.get("evidence"),
+            "target": triggered.get("target"),
+            "ledger_position": entry.position,
+            "recorded_at": entry.recorded_at,
+        });
+        Some((subject, body))
     }
 
     /// The relay's stored checkpoint (0 when it has published nothing).

@@ -105,7 +105,8 @@ pub struct TestStream {
 }
 
 impl TestStream {
-    /// A unique stream `LEDGER_T<uuid>` on subjects `t<uuid>.ledger.>`.
+    /// Unique streams `LEDGER_T<uuid>` on `t<uuid>.ledger.>` and `DECISIONS_T<uuid>` on
+    /// `t<uuid>.decisions.>`.
     pub fn new() -> Self {
         let id = Uuid::new_v4().simple().to_string();
         Self {
@@ -113,6 +114,8 @@ impl TestStream {
                 name: format!("test-{id}"),
                 stream: format!("LEDGER_T{id}"),
                 subject_prefix: format!("t{id}.ledger"),
+                decisions_stream: format!("DECISIONS_T{id}"),
+                decisions_prefix: format!("t{id}.decisions"),
                 ..RelayConfig::default()
             },
         }
@@ -135,7 +138,10 @@ impl Default for TestStream {
 
 impl Drop for TestStream {
     fn drop(&mut self) {
-        let stream = self.config.stream.clone();
+        let streams = [
+            self.config.stream.clone(),
+            self.config.decisions_stream.clone(),
+        ];
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -145,9 +151,10 @@ impl Drop for TestStream {
             };
             runtime.block_on(async move {
                 if let Ok(client) = async_nats::connect(nats_url()).await {
-                    let _ = async_nats::jetstream::new(client)
-                        .delete_stream(&stream)
-                        .await;
+                    let jetstream = async_nats::jetstream::new(client);
+                    for stream in streams {
+                        let _ = jetstream.delete_stream(&stream).await;
+                    }
                 }
             });
         })
