@@ -1,6 +1,8 @@
 //! Builders shared by the domain's tests.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use cqrs_es::Aggregate;
 use uuid::Uuid;
 
 use crate::ids::{
@@ -51,4 +53,15 @@ pub fn deployment_id(n: u128) -> DeploymentId {
 
 pub fn incident_id(n: u128) -> IncidentId {
     IncidentId::from_uuid(Uuid::from_u128(0x1000 + n))
+}
+
+/// Given `events`, when `command`: the events decided or the refusal.
+pub fn when<A>(given: Vec<A::Event>, command: A::Command) -> Result<Vec<A::Event>, A::Error>
+where
+    A: Aggregate<Services = ()>,
+{
+    TestFramework::<A>::with(())
+        .given(given)
+        .when(command)
+        .inspect_result()
 }

@@ -99,10 +99,7 @@ mod tests {
         given: Vec<EnvironmentEvent>,
         command: EnvironmentCommand,
     ) -> Result<Vec<EnvironmentEvent>, DomainError> {
-        TestFramework::<Environment>::with(())
-            .given(given)
-            .when(command)
-            .inspect_result()
+        crate::testsupport::when::<Environment>(given, command)
     }
 
     #[test]

@@ -112,10 +112,7 @@ mod tests {
         given: Vec<ReleaseEvent>,
         command: ReleaseCommand,
     ) -> Result<Vec<ReleaseEvent>, DomainError> {
-        TestFramework::<Release>::with(())
-            .given(given)
-            .when(command)
-            .inspect_result()
+        crate::testsupport::when::<Release>(given, command)
     }
 
     #[test]

@@ -49,7 +49,6 @@ mod tests {
     use crate::release::fixtures::{created, now, withdrawn};
     use crate::release::ReleaseCommand;
     use crate::testsupport::person;
-    use cqrs_es::test::TestFramework;
 
     fn record(evidence: Evidence, status: Option<GateStatus>) -> ReleaseCommand {
         ReleaseCommand::RecordGate(RecordGateResult {
@@ -66,10 +65,7 @@ mod tests {
         given: Vec<ReleaseEvent>,
         command: ReleaseCommand,
     ) -> Result<Vec<ReleaseEvent>, DomainError> {
-        TestFramework::<Release>::with(())
-            .given(given)
-            .when(command)
-            .inspect_result()
+        crate::testsupport::when::<Release>(given, command)
     }
 
     #[test]
