@@ -161,3 +161,33 @@ impl Drop for TestStream {
         .join();
     }
 }
+
+/// Seals until the ledger holds every committed event (another test's open transaction
+/// may hold the sealing horizon back for a moment); returns the number of entries.
+pub async fn seal_everything(
+    pool: &PgPool,
+    key: &crate::signing::LedgerKey,
+    timeout: std::time::Duration,
+) -> i64 {
+    let sealer = crate::sealer::Sealer::new(
+        pool.clone(),
+        key.clone(),
+        crate::sealer::SealerConfig::default(),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await
+            .expect("count events");
+        let outcome = sealer.seal_batch().await.expect("seal");
+        if outcome.head >= committed {
+            return outcome.head;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sealing did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

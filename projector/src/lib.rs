@@ -1,9 +1,16 @@
-//! The projector: consumes the sealed ledger feed (JetStream or a tail of the ledger
-//! table) and maintains the read models — release timeline, environment board,
-//! traceability, DORA facts, audit index and exceptions.
+//! The projector: consumes the sealed ledger and maintains read models.
 //!
-//! Each projection stores its checkpoint in the same transaction as its read-model
-//! writes, so a crash or a redelivery never loses or doubles an event. It depends on the
-//! domain's event types and the store, never on the command service or the query API.
-//! The projections land with the projector issue; until then this crate only holds its
-//! place in the workspace.
+//! Each projection applies entries in position order and stores its checkpoint in
+//! `projection_checkpoints` **in the same transaction** as its read-model writes, and
+//! ignores entries at or below its checkpoint — so a crash loses nothing, a redelivered
+//! entry changes nothing, and a rebuild from position 0 equals what was built
+//! incrementally. A projection that cannot apply an entry stops at that position and
+//! records why; the other projections go on.
+//!
+//! It depends on the ledger (entries, the store) and the domain's event types, never on
+//! the command service or the query API.
+
+pub mod audit_index;
+pub mod runner;
+
+pub use runner::{Projection, ProjectionError, Projector, RunError};

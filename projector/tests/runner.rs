@@ -1,0 +1,192 @@
+//! Invariant 6 for projections: checkpoint in the same transaction, positions at or below
+//! it ignored — so crashes lose nothing, redeliveries double nothing, and an incremental
+//! build equals a rebuild from position 0.
+
+use std::time::Duration;
+
+use rand::Rng;
+use release_pilot_ledger::db::entries_after;
+use release_pilot_ledger::entry::Entry;
+use release_pilot_ledger::signing::LedgerKey;
+use release_pilot_ledger::testkit::{seal_everything, TestDatabase};
+use release_pilot_projector::audit_index::AuditIndex;
+use release_pilot_projector::{Projection, ProjectionError, Projector, RunError};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+
+/// Appends `count` events by several actors over a few aggregates.
+async fn append(pool: &PgPool, from: i64, count: i64) {
+    for n in from..from + count {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ($1, $2, $3, $4, '1', $5, $6)",
+        )
+        .bind(if n % 3 == 0 { "release" } else { "environment" })
+        .bind(format!("agg-{}", n % 11))
+        .bind(n / 11 + 1)
+        .bind(if n % 2 == 0 { "GateEvaluated" } else { "HealthSampled" })
+        .bind(serde_json::json!({"E": {"n": n, "poison": n == 77}}))
+        .bind(serde_json::json!({"actor": format!("user-{}", n % 5), "command": "Bench"}))
+        .execute(pool)
+        .await
+        .expect("append");
+    }
+}
+
+/// The audit index as text rows, in position order.
+async fn audit_rows(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT row(a.*)::text FROM rm_audit_index a ORDER BY position")
+        .fetch_all(pool)
+        .await
+        .expect("rows")
+}
+
+/// Rebuilds the audit index from position 0 and returns it; the incremental rows are
+/// restored first, so the two can be compared.
+async fn rebuilt(pool: &PgPool) -> Vec<String> {
+    sqlx::query("TRUNCATE rm_audit_index")
+        .execute(pool)
+        .await
+        .expect("truncate");
+    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = 'audit_index'")
+        .execute(pool)
+        .await
+        .expect("reset");
+    let projector = Projector::new(pool.clone(), AuditIndex, 500);
+    while projector.apply_next().await.expect("rebuild") > 0 {}
+    audit_rows(pool).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_build_equals_a_rebuild_from_position_zero() {
+    let db = TestDatabase::create().await;
+    let key = LedgerKey::generate();
+    let projector = Projector::new(db.pool.clone(), AuditIndex, 37);
+    let mut written = 0;
+    for round in 0..10 {
+        let count = 100 + round * 17;
+        append(&db.pool, written, count).await;
+        written += count;
+        seal_everything(&db.pool, &key, Duration::from_secs(30)).await;
+        // Apply part of the backlog: the build interleaves with the writes.
+        for _ in 0..rand::rng().random_range(1..5) {
+            projector.apply_next().await.expect("apply");
+        }
+    }
+    while projector.apply_next().await.expect("apply") > 0 {}
+    let incremental = audit_rows(&db.pool).await;
+    assert_eq!(incremental.len() as i64, written);
+    assert_eq!(projector.checkpoint().await.expect("checkpoint"), written);
+    assert_eq!(rebuilt(&db.pool).await, incremental);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_at_random_points_ends_equal_to_a_rebuild() {
+    let db = TestDatabase::create().await;
+    let key = LedgerKey::generate();
+    let writer_pool = db.pool.clone();
+    let writer_key = key.clone();
+    let writer = tokio::spawn(async move {
+        for round in 0..20 {
+            append(&writer_pool, round * 150, 150).await;
+            seal_everything(&writer_pool, &writer_key, Duration::from_secs(30)).await;
+        }
+    });
+    let (_keep, shutdown) = watch::channel(false);
+    let mut kills = 0;
+    while !writer.is_finished() || kills < 20 {
+        let task = tokio::spawn(
+            Projector::new(db.pool.clone(), AuditIndex, 53)
+                .run(shutdown.clone(), Duration::from_millis(2)),
+        );
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(3..40))).await;
+        task.abort();
+        kills += 1;
+    }
+    writer.await.expect("writer");
+    let projector = Projector::new(db.pool.clone(), AuditIndex, 500);
+    while projector.apply_next().await.expect("catch up") > 0 {}
+    let incremental = audit_rows(&db.pool).await;
+    assert_eq!(incremental.len(), 3000);
+    assert_eq!(rebuilt(&db.pool).await, incremental);
+}
+
+#[tokio::test]
+async fn redelivered_entries_change_nothing() {
+    let db = TestDatabase::create().await;
+    append(&db.pool, 0, 40).await;
+    seal_everything(&db.pool, &LedgerKey::generate(), Duration::from_secs(30)).await;
+    let entries: Vec<Entry> = entries_after(&db.pool, 0, 100)
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|(entry, _)| entry)
+        .collect();
+    let projector = Projector::new(db.pool.clone(), AuditIndex, 100);
+    assert_eq!(projector.apply(&entries[..25]).await.expect("first"), 25);
+    let before = audit_rows(&db.pool).await;
+    // The same messages again, then an overlapping batch.
+    assert_eq!(projector.apply(&entries[..25]).await.expect("again"), 0);
+    assert_eq!(audit_rows(&db.pool).await, before);
+    assert_eq!(projector.apply(&entries[10..]).await.expect("overlap"), 15);
+    assert_eq!(audit_rows(&db.pool).await.len(), 40);
+    assert_eq!(projector.checkpoint().await.expect("checkpoint"), 40);
+}
+
+/// A projection that cannot apply entries marked `poison`.
+struct Picky;
+
+impl Projection for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+
+    async fn apply(&self, _tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+        if entry.payload["E"]["poison"] == true {
+            return Err(ProjectionError::Poison(format!(
+                "entry {} is poison",
+                entry.position
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_poison_entry_stops_its_projection_and_the_others_go_on() {
+    let db = TestDatabase::create().await;
+    append(&db.pool, 0, 120).await;
+    let total = seal_everything(&db.pool, &LedgerKey::generate(), Duration::from_secs(30)).await;
+    let poison: i64 = sqlx::query_scalar(
+        "SELECT l.position FROM ledger l JOIN events e USING (global_position) \
+         WHERE (e.payload -> 'E' ->> 'poison')::boolean",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the poison entry");
+
+    let picky = Projector::new(db.pool.clone(), Picky, 1000);
+    let stopped = picky.apply_next().await.expect_err("stops");
+    assert!(
+        matches!(stopped, RunError::Stopped { position, .. } if position == poison),
+        "{stopped}"
+    );
+    // Nothing of the failed batch is kept, and it stays stopped with its reason.
+    assert_eq!(picky.checkpoint().await.expect("checkpoint"), 0);
+    assert!(matches!(
+        picky.apply_next().await,
+        Err(RunError::Stopped { .. })
+    ));
+    let (failed_at, failure): (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT failed_at_position, failure FROM projection_checkpoints WHERE projection = 'picky'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("status");
+    assert_eq!(failed_at, Some(poison));
+    assert!(failure.is_some_and(|f| f.contains("poison")));
+
+    let audit = Projector::new(db.pool.clone(), AuditIndex, 1000);
+    while audit.apply_next().await.expect("audit goes on") > 0 {}
+    assert_eq!(audit.checkpoint().await.expect("checkpoint"), total);
+}
