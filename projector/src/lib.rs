@@ -11,6 +11,7 @@
 //! the command service or the query API.
 
 pub mod audit_index;
+pub mod environment_history;
 pub mod runner;
 
 pub use runner::{Projection, ProjectionError, Projector, RunError};
