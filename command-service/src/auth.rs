@@ -267,14 +267,27 @@ pub async fn authenticate(
         return Ok(problem);
     }
     request.extensions_mut().insert(caller);
+    // The command runs in its own task: a timeout or a client that disconnects stops the
+    // waiting, never the work. Cancelling a future in the middle of a database
+    // transaction can return its connection to the pool still inside that transaction,
+    // where the next user's writes would silently join it.
+    let work = tokio::spawn(next.run(request));
     let timeout = state.config.request_timeout;
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => Ok(response),
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "request task failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request failed unexpectedly; the operators have been told",
+            ))
+        }
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "request_timeout",
             format!(
-                "the request took longer than {} s; retry",
+                "the request took longer than {} s; it may still complete, so retry with the same Idempotency-Key",
                 timeout.as_secs()
             ),
         )),

@@ -26,7 +26,14 @@ async fn aborting_the_sealer_and_relay_at_random_points_loses_and_doubles_nothin
     );
     relay.ensure_stream().await.expect("stream");
 
-    let load_pool = db.pool.clone();
+    // The writers are other processes with their own connections: a task aborted in the
+    // middle of a transaction can leave its pooled connection inside that transaction,
+    // so aborted tasks must not share a pool with writers that expect autocommit.
+    let load_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&db.url)
+        .await
+        .expect("writer pool");
     let load = tokio::spawn(async move { common::load(&load_pool, "", 16, 6_000, 10).await });
 
     let (_never, shutdown) = watch::channel(false);

@@ -88,15 +88,18 @@ impl<P: Projection> Projector<P> {
 
     /// Applies the next batch from the ledger; returns how many entries it applied.
     pub async fn apply_next(&self) -> Result<usize, RunError> {
-        let from = self.checkpoint().await?;
-        let entries = entries_after(&self.pool, from, self.batch_size).await?;
-        let entries: Vec<Entry> = entries.into_iter().map(|(entry, _)| entry).collect();
-        self.apply(&entries).await
+        self.batch(None).await
     }
 
     /// Applies `entries` (in position order) in one transaction, skipping those at or
     /// below the checkpoint — a redelivery changes nothing.
     pub async fn apply(&self, entries: &[Entry]) -> Result<usize, RunError> {
+        self.batch(Some(entries)).await
+    }
+
+    /// One transaction: take the lease, read the checkpoint, apply what follows it (the
+    /// given entries, or the next ones from the ledger), move the checkpoint.
+    async fn batch(&self, given: Option<&[Entry]>) -> Result<usize, RunError> {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -123,6 +126,19 @@ impl<P: Projection> Projector<P> {
                 reason: reason.unwrap_or_default(),
             });
         }
+        // Entries are read after the lease is taken, from the checkpoint it guards.
+        let fetched: Vec<Entry>;
+        let entries = match given {
+            Some(entries) => entries,
+            None => {
+                fetched = entries_after(&self.pool, checkpoint, self.batch_size)
+                    .await?
+                    .into_iter()
+                    .map(|(entry, _)| entry)
+                    .collect();
+                &fetched
+            }
+        };
         let mut applied = 0;
         let mut last = checkpoint;
         for entry in entries.iter().filter(|e| e.position > checkpoint) {

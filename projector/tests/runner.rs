@@ -84,7 +84,14 @@ async fn an_incremental_build_equals_a_rebuild_from_position_zero() {
 async fn a_projector_killed_at_random_points_ends_equal_to_a_rebuild() {
     let db = TestDatabase::create().await;
     let key = LedgerKey::generate();
-    let writer_pool = db.pool.clone();
+    // The writer is another process with its own connections: a task aborted in the
+    // middle of a transaction can leave its pooled connection inside that transaction,
+    // so the killed projectors must not share a pool with a writer expecting autocommit.
+    let writer_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db.url)
+        .await
+        .expect("writer pool");
     let writer_key = key.clone();
     let writer = tokio::spawn(async move {
         for round in 0..20 {
@@ -105,9 +112,32 @@ async fn a_projector_killed_at_random_points_ends_equal_to_a_rebuild() {
     }
     writer.await.expect("writer");
     let projector = Projector::new(db.pool.clone(), AuditIndex, 500);
-    while projector.apply_next().await.expect("catch up") > 0 {}
+    // A killed run may still hold the lease until its connection is reused: wait it out.
+    loop {
+        match projector.apply_next().await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(RunError::Busy) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(error) => panic!("catch up: {error}"),
+        }
+    }
     let incremental = audit_rows(&db.pool).await;
-    assert_eq!(incremental.len(), 3000);
+    let head = release_pilot_ledger::db::head(&db.pool)
+        .await
+        .expect("head")
+        .0;
+    let missing: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM ledger WHERE position NOT IN (SELECT position FROM rm_audit_index) ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("missing");
+    assert_eq!(
+        (incremental.len(), head, &missing),
+        (3000, 3000, &vec![]),
+        "checkpoint {}",
+        projector.checkpoint().await.expect("checkpoint")
+    );
     assert_eq!(rebuilt(&db.pool).await, incremental);
 }
 
