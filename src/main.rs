@@ -23,8 +23,8 @@ enum Action {
     CommandService(server_cli::ServeArgs),
     /// Create, list or revoke API tokens.
     Token(server_cli::TokenArgs),
-    /// Run only the projector that maintains the read models.
-    Projector,
+    /// Run the projector: read models built from the sealed ledger.
+    Projector(server_cli::ProjectorArgs),
     /// Run only the query (read) API.
     QueryApi,
     /// Apply database migrations.
@@ -56,7 +56,7 @@ impl Action {
             Action::Serve => "serve",
             Action::CommandService(_) => "command-service",
             Action::Token(_) => "token",
-            Action::Projector => "projector",
+            Action::Projector(_) => "projector",
             Action::QueryApi => "query-api",
             Action::Migrate(_) => "migrate",
             Action::Verify(_) => "verify",
@@ -83,6 +83,7 @@ fn main() -> ExitCode {
         Action::Verify(args) => ledger_cli::verify(args),
         Action::CommandService(args) => server_cli::command_service(args),
         Action::Token(args) => server_cli::token(args),
+        Action::Projector(args) => server_cli::projector(args),
         other => not_yet_available(&other),
     }
 }

@@ -268,3 +268,54 @@ pub fn token(args: TokenArgs) -> ExitCode {
         Err(e) => fail(e),
     }
 }
+
+/// Arguments of `projector`.
+#[derive(Debug, clap::Args)]
+pub struct ProjectorArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Entries per projection transaction.
+    #[arg(long, env = "RELEASE_PILOT_PROJECTOR_BATCH", default_value_t = 1000)]
+    batch: i64,
+}
+
+/// Runs every projection against the ledger until SIGTERM or Ctrl-C.
+pub fn projector(args: ProjectorArgs) -> ExitCode {
+    use release_pilot_projector::audit_index::AuditIndex;
+    use release_pilot_projector::environment_history::EnvironmentHistory;
+    use release_pilot_projector::Projector;
+
+    let url = match args.database.url() {
+        Ok(url) => url.to_owned(),
+        Err(e) => return fail(e),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    let result: Result<(), String> = runtime.block_on(async move {
+        let pool = db::connect(&url, 8).await.map_err(|e| e.to_string())?;
+        db::migrate(&pool).await.map_err(|e| e.to_string())?;
+        let (stop, shutdown) = watch::channel(false);
+        let poll = std::time::Duration::from_millis(10);
+        let tasks = [
+            tokio::spawn(
+                Projector::new(pool.clone(), AuditIndex, args.batch).run(shutdown.clone(), poll),
+            ),
+            tokio::spawn(
+                Projector::new(pool.clone(), EnvironmentHistory, args.batch)
+                    .run(shutdown.clone(), poll),
+            ),
+        ];
+        eprintln!("projecting the ledger into audit_index and environment_history");
+        shutdown_signal(stop).await;
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

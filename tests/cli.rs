@@ -229,3 +229,36 @@ fn verify_refuses_to_guess_a_public_key() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--public-key"));
 }
+
+#[test]
+fn the_projector_builds_read_models_and_stops_cleanly_on_sigterm() {
+    let (runtime, db, _keys) = sealed_database(12);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_release-pilot"))
+        .arg("projector")
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("projector starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let indexed = loop {
+        let count: i64 = runtime.block_on(async {
+            sqlx::query_scalar("SELECT count(*) FROM rm_audit_index")
+                .fetch_one(&db.pool)
+                .await
+                .expect("count")
+        });
+        if count == 12 || std::time::Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("projector exits");
+    assert_eq!(indexed, 12, "every sealed entry is indexed");
+    assert!(exit.success(), "{exit:?}");
+}
