@@ -90,6 +90,27 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Runs `work` with the database URL on a fresh runtime; exit 0 on success, 2 with the
+/// message otherwise.
+fn with_database<F, Fut>(database: &DatabaseArgs, work: F) -> ExitCode
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let url = match database.url() {
+        Ok(url) => url.to_owned(),
+        Err(e) => return fail(e),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    match runtime.block_on(work(url)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -211,19 +232,12 @@ async fn async_nats_connect(url: &str) -> Result<async_nats::Client, String> {
 
 /// Manages API tokens.
 pub fn token(args: TokenArgs) -> ExitCode {
-    let url = match args.database.url() {
-        Ok(url) => url.to_owned(),
-        Err(e) => return fail(e),
-    };
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(e),
-    };
-    let result: Result<(), String> = runtime.block_on(async move {
+    let action = args.action;
+    with_database(&args.database, |url| async move {
         let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
         db::migrate(&pool).await.map_err(|e| e.to_string())?;
         let tokens = TokenStore::new(pool);
-        match args.action {
+        match action {
             TokenAction::Create { subject, roles } => {
                 let subject = Person::parse(&subject).map_err(|e| e.to_string())?;
                 let roles: BTreeSet<Role> = roles
@@ -262,11 +276,7 @@ pub fn token(args: TokenArgs) -> ExitCode {
             }
         }
         Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    })
 }
 
 /// Arguments of `projector`.
@@ -285,26 +295,18 @@ pub fn projector(args: ProjectorArgs) -> ExitCode {
     use release_pilot_projector::environment_history::EnvironmentHistory;
     use release_pilot_projector::Projector;
 
-    let url = match args.database.url() {
-        Ok(url) => url.to_owned(),
-        Err(e) => return fail(e),
-    };
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(e),
-    };
-    let result: Result<(), String> = runtime.block_on(async move {
+    let batch = args.batch;
+    with_database(&args.database, |url| async move {
         let pool = db::connect(&url, 8).await.map_err(|e| e.to_string())?;
         db::migrate(&pool).await.map_err(|e| e.to_string())?;
         let (stop, shutdown) = watch::channel(false);
         let poll = std::time::Duration::from_millis(10);
         let tasks = [
             tokio::spawn(
-                Projector::new(pool.clone(), AuditIndex, args.batch).run(shutdown.clone(), poll),
+                Projector::new(pool.clone(), AuditIndex, batch).run(shutdown.clone(), poll),
             ),
             tokio::spawn(
-                Projector::new(pool.clone(), EnvironmentHistory, args.batch)
-                    .run(shutdown.clone(), poll),
+                Projector::new(pool.clone(), EnvironmentHistory, batch).run(shutdown.clone(), poll),
             ),
         ];
         eprintln!("projecting the ledger into audit_index and environment_history");
@@ -313,9 +315,5 @@ pub fn projector(args: ProjectorArgs) -> ExitCode {
             let _ = task.await;
         }
         Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    })
 }
