@@ -39,19 +39,36 @@ async fn aborting_the_sealer_and_relay_at_random_points_loses_and_doubles_nothin
     let (_never, shutdown) = watch::channel(false);
     let mut crashes = 0;
     while !load.is_finished() || crashes < 25 {
-        let sealer = tokio::spawn(common::sealer(&db.pool, &key).run(shutdown.clone()));
+        // Each round is a process: its own connections, closed when it is killed (a task
+        // aborted inside a transaction would otherwise hand its connection back still
+        // inside that transaction).
+        let kill_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db.url)
+            .await
+            .expect("the round's connections");
+        let doomed_relay = Relay::new(
+            kill_pool.clone(),
+            jetstream.clone(),
+            test_stream.config.clone(),
+        );
+        let sealer = tokio::spawn(common::sealer(&kill_pool, &key).run(shutdown.clone()));
         // Sometimes a standby sealer runs beside the active one.
         let standby = rand::rng()
             .random_bool(0.3)
-            .then(|| tokio::spawn(common::sealer(&db.pool, &key).run(shutdown.clone())));
-        let relay_task = tokio::spawn(relay.clone().run(shutdown.clone()));
+            .then(|| tokio::spawn(common::sealer(&kill_pool, &key).run(shutdown.clone())));
+        let relay_task = tokio::spawn(doomed_relay.clone().run(shutdown.clone()));
         let life = Duration::from_millis(rand::rng().random_range(5..80));
         tokio::time::sleep(life).await;
         sealer.abort();
         relay_task.abort();
+        let _ = sealer.await;
+        let _ = relay_task.await;
         if let Some(standby) = standby {
             standby.abort();
+            let _ = standby.await;
         }
+        kill_pool.close().await;
         crashes += 1;
     }
     let committed = load.await.expect("load");

@@ -102,12 +102,22 @@ async fn a_projector_killed_at_random_points_ends_equal_to_a_rebuild() {
     let (_keep, shutdown) = watch::channel(false);
     let mut kills = 0;
     while !writer.is_finished() || kills < 20 {
+        // Each run is a process: its own connections, closed when it is killed (a task
+        // aborted inside a transaction would otherwise hand its connection back still
+        // inside that transaction).
+        let process = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&db.url)
+            .await
+            .expect("the run's connections");
         let task = tokio::spawn(
-            Projector::new(db.pool.clone(), AuditIndex, 53)
+            Projector::new(process.clone(), AuditIndex, 53)
                 .run(shutdown.clone(), Duration::from_millis(2)),
         );
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(3..40))).await;
         task.abort();
+        let _ = task.await;
+        process.close().await;
         kills += 1;
     }
     writer.await.expect("writer");
