@@ -12,6 +12,7 @@
 
 pub mod audit_index;
 pub mod environment_history;
+pub mod feed;
 pub mod runner;
 
 pub use runner::{Projection, ProjectionError, Projector, RunError};

@@ -43,6 +43,9 @@ pub enum RunError {
     /// Reading the ledger failed; retry.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The JetStream feed failed; retry.
+    #[error("feed: {0}")]
+    Feed(String),
 }
 
 /// A read model built from ledger entries.
