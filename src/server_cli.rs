@@ -293,6 +293,7 @@ pub struct ProjectorArgs {
 pub fn projector(args: ProjectorArgs) -> ExitCode {
     use release_pilot_projector::audit_index::AuditIndex;
     use release_pilot_projector::environment_history::EnvironmentHistory;
+    use release_pilot_projector::release_timeline::ReleaseTimeline;
     use release_pilot_projector::Projector;
 
     let batch = args.batch;
@@ -308,8 +309,13 @@ pub fn projector(args: ProjectorArgs) -> ExitCode {
             tokio::spawn(
                 Projector::new(pool.clone(), EnvironmentHistory, batch).run(shutdown.clone(), poll),
             ),
+            tokio::spawn(
+                Projector::new(pool.clone(), ReleaseTimeline, batch).run(shutdown.clone(), poll),
+            ),
         ];
-        eprintln!("projecting the ledger into audit_index and environment_history");
+        eprintln!(
+            "projecting the ledger into audit_index, environment_history and release_timeline"
+        );
         shutdown_signal(stop).await;
         for task in tasks {
             let _ = task.await;

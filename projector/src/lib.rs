@@ -13,6 +13,7 @@
 pub mod audit_index;
 pub mod environment_history;
 pub mod feed;
+pub mod release_timeline;
 pub mod runner;
 
 pub use runner::{Projection, ProjectionError, Projector, RunError};
