@@ -1467,3 +1467,26 @@ async fn the_callers_traceparent_and_idempotency_key_are_recorded_with_the_event
         .as_str()
         .is_some_and(|c| uuid::Uuid::parse_str(c).is_ok()));
 }
+
+#[tokio::test]
+async fn detailed_health_shows_the_ledger_and_every_projection() {
+    let app = spawn().await;
+    app.release("api", "feat: x", "dev@example.com").await;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, position, failed_at_position, failure) \
+         VALUES ('audit_index', 0, NULL, NULL), ('picky', 0, 1, 'entry 1 is poison')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("checkpoints");
+    let (status, body, _) = app
+        .send(reqwest::Method::GET, "/health/detailed", None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ledger"]["unsealed_events"], 1, "{body}");
+    let projections = body["projections"].as_array().expect("projections");
+    assert_eq!(projections.len(), 2);
+    assert_eq!(projections[1]["projection"], "picky");
+    assert_eq!(projections[1]["stopped_at"], 1);
+    assert_eq!(projections[1]["failure"], "entry 1 is poison");
+}

@@ -48,6 +48,24 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     .fetch_one(&state.pool)
     .await
     .ok();
+    let projections: Vec<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT projection, position, failed_at_position, failure FROM projection_checkpoints ORDER BY projection",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    let projections: Vec<Value> = projections
+        .into_iter()
+        .map(|(name, position, failed_at, failure)| {
+            json!({
+                "projection": name,
+                "position": position,
+                "lag": head.map(|h| h - position),
+                "stopped_at": failed_at,
+                "failure": failure,
+            })
+        })
+        .collect();
     let status = if database {
         StatusCode::OK
     } else {
@@ -59,6 +77,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "status": if database { "ok" } else { "unavailable" },
             "database": if database { "up" } else { "down" },
             "ledger": { "head": head, "unsealed_events": unsealed },
+            "projections": projections,
         })),
     )
 }
