@@ -4,6 +4,7 @@
 //! decided them; no rule is recomputed here.
 
 use chrono::{DateTime, Utc};
+use release_pilot_domain::ids::{EnvironmentName, Person};
 use release_pilot_domain::release::ReleaseEvent;
 use release_pilot_ledger::entry::Entry;
 use serde_json::json;
@@ -100,12 +101,12 @@ impl Projection for ReleaseTimeline {
                 comment,
                 ..
             } => {
-                set(
+                decide(
                     tx,
                     release_id,
-                    "approvals",
-                    &[environment.as_str(), approver.as_str()],
-                    json!("approve"),
+                    environment,
+                    approver,
+                    "approve",
                     entry.position,
                 )
                 .await?;
@@ -117,12 +118,12 @@ impl Projection for ReleaseTimeline {
                 reason,
                 ..
             } => {
-                set(
+                decide(
                     tx,
                     release_id,
-                    "approvals",
-                    &[environment.as_str(), approver.as_str()],
-                    json!("reject"),
+                    environment,
+                    approver,
+                    "reject",
                     entry.position,
                 )
                 .await?;
@@ -165,6 +166,27 @@ impl Projection for ReleaseTimeline {
         .await?;
         Ok(())
     }
+}
+
+/// Records `approver`'s latest decision for `environment` in the release view.
+async fn decide(
+    tx: &mut PgConnection,
+    release_id: Uuid,
+    environment: &EnvironmentName,
+    approver: &Person,
+    decision: &str,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    let path = [environment.as_str(), approver.as_str()];
+    set(
+        tx,
+        release_id,
+        "approvals",
+        &path,
+        json!(decision),
+        position,
+    )
+    .await
 }
 
 /// Sets `column` at the one- or two-key JSON `path` to `value`, creating the parent

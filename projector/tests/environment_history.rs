@@ -2,6 +2,8 @@
 //! rollback, in world time; a backfilled deployment slots into the past; the incremental
 //! build equals a rebuild.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -163,15 +165,6 @@ async fn versions_live_over_world_time_including_rollbacks_and_backfills() {
     assert_eq!(web, [("1.1.0", None)]);
 
     // A rebuild from position 0, in one pass, gives the same history.
-    sqlx::query("TRUNCATE rm_environment_history")
-        .execute(&db.pool)
-        .await
-        .expect("truncate");
-    sqlx::query("DELETE FROM projection_checkpoints")
-        .execute(&db.pool)
-        .await
-        .expect("reset");
-    let rebuild = Projector::new(db.pool.clone(), EnvironmentHistory, 1000);
-    while rebuild.apply_next().await.expect("rebuild") > 0 {}
+    common::rebuild_from_zero(&db.pool, EnvironmentHistory, "rm_environment_history", 1000).await;
     assert_eq!(history(&db.pool).await, rows);
 }

@@ -1,6 +1,8 @@
 //! The JetStream feed: consuming the relayed ledger builds the same read model as tailing
 //! the ledger table, and redelivering every message changes nothing.
 
+mod common;
+
 use std::time::Duration;
 
 use release_pilot_ledger::relay::Relay;
@@ -81,14 +83,6 @@ async fn the_feed_builds_what_the_ledger_tail_builds_and_redelivery_changes_noth
     assert_eq!(audit_rows(&db.pool).await, from_feed);
 
     // The same read model from the ledger table.
-    sqlx::query("TRUNCATE rm_audit_index")
-        .execute(&db.pool)
-        .await
-        .expect("truncate");
-    sqlx::query("DELETE FROM projection_checkpoints")
-        .execute(&db.pool)
-        .await
-        .expect("reset");
-    while projector.apply_next().await.expect("tail") > 0 {}
+    common::rebuild_from_zero(&db.pool, AuditIndex, "rm_audit_index", 1000).await;
     assert_eq!(audit_rows(&db.pool).await, from_feed);
 }

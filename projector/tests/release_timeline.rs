@@ -1,6 +1,8 @@
 //! The release view and timeline from real Release commands: gate standings and approvals
 //! as the ledger decided them, every event in order, and a rebuild that matches.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -193,16 +195,13 @@ async fn the_release_view_holds_what_the_ledger_decided() {
     );
 
     let built = timeline(&db.pool).await;
-    sqlx::query("TRUNCATE rm_release_timeline, rm_releases")
-        .execute(&db.pool)
-        .await
-        .expect("truncate");
-    sqlx::query("DELETE FROM projection_checkpoints")
-        .execute(&db.pool)
-        .await
-        .expect("reset");
-    let rebuild = Projector::new(db.pool.clone(), ReleaseTimeline, 1000);
-    while rebuild.apply_next().await.expect("rebuild") > 0 {}
+    common::rebuild_from_zero(
+        &db.pool,
+        ReleaseTimeline,
+        "rm_release_timeline, rm_releases",
+        1000,
+    )
+    .await;
     assert_eq!(timeline(&db.pool).await, built);
     assert_eq!(state(&db.pool).await, releases);
 }

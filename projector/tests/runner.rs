@@ -2,6 +2,8 @@
 //! it ignored — so crashes lose nothing, redeliveries double nothing, and an incremental
 //! build equals a rebuild from position 0.
 
+mod common;
+
 use std::time::Duration;
 
 use rand::Rng;
@@ -44,16 +46,7 @@ async fn audit_rows(pool: &PgPool) -> Vec<String> {
 /// Rebuilds the audit index from position 0 and returns it; the incremental rows are
 /// restored first, so the two can be compared.
 async fn rebuilt(pool: &PgPool) -> Vec<String> {
-    sqlx::query("TRUNCATE rm_audit_index")
-        .execute(pool)
-        .await
-        .expect("truncate");
-    sqlx::query("DELETE FROM projection_checkpoints WHERE projection = 'audit_index'")
-        .execute(pool)
-        .await
-        .expect("reset");
-    let projector = Projector::new(pool.clone(), AuditIndex, 500);
-    while projector.apply_next().await.expect("rebuild") > 0 {}
+    common::rebuild_from_zero(pool, AuditIndex, "rm_audit_index", 500).await;
     audit_rows(pool).await
 }
 
