@@ -1,11 +1,10 @@
 //! The audit index: one row per ledger entry (position, time, actor, command, aggregate,
 //! event type), so the audit trail can be filtered and paged by position.
 
-use chrono::{DateTime, Utc};
 use release_pilot_ledger::entry::Entry;
 use sqlx::PgConnection;
 
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{EntryExt, Projection, ProjectionError};
 
 /// The audit index projection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,19 +15,13 @@ impl Projection for AuditIndex {
         "audit_index"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_audit_index"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
-        let recorded_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&entry.recorded_at)
-            .map_err(|e| {
-                ProjectionError::Poison(format!("recorded_at {:?}: {e}", entry.recorded_at))
-            })?
-            .with_timezone(&Utc);
-        let text = |key: &str| {
-            entry
-                .metadata
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
+        let recorded_at = entry.recorded()?;
+        let text = |key: &str| entry.meta(key);
         sqlx::query(
             "INSERT INTO rm_audit_index (position, recorded_at, actor, command, aggregate_type, aggregate_id, event_type) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -12,7 +12,7 @@ use release_pilot_ledger::entry::Entry;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{EntryExt, Projection, ProjectionError};
 
 /// The environment history projection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,6 +43,10 @@ impl Projection for EnvironmentHistory {
         "environment_history"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_environment_history"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
         if entry.aggregate_type != "environment" {
             return Ok(());
@@ -53,10 +57,7 @@ impl Projection for EnvironmentHistory {
         ) {
             return Ok(());
         }
-        let event: EnvironmentEvent =
-            serde_json::from_value(entry.payload.clone()).map_err(|e| {
-                ProjectionError::Poison(format!("{} does not decode: {e}", entry.event_type))
-            })?;
+        let event: EnvironmentEvent = entry.event()?;
         let live = match &event {
             EnvironmentEvent::DeploymentCompleted {
                 deployment_id,
@@ -85,9 +86,7 @@ impl Projection for EnvironmentHistory {
                 entry.aggregate_id
             ))
         })?;
-        let recorded_at = DateTime::parse_from_rfc3339(&entry.recorded_at)
-            .map_err(|e| ProjectionError::Poison(format!("recorded_at: {e}")))?
-            .with_timezone(&Utc);
+        let recorded_at = entry.recorded()?;
         // The next row in world time closes this one.
         let next: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT min(valid_from) FROM rm_environment_history \

@@ -3,7 +3,6 @@
 //! per environment and person, withdrawal). Gates and approvals are stored as the ledger
 //! decided them; no rule is recomputed here.
 
-use chrono::{DateTime, Utc};
 use release_pilot_domain::ids::{EnvironmentName, Person};
 use release_pilot_domain::release::ReleaseEvent;
 use release_pilot_ledger::entry::Entry;
@@ -11,39 +10,29 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{EntryExt, Projection, ProjectionError};
 
 /// The release timeline and release view projection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReleaseTimeline;
-
-fn poison(entry: &Entry, what: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Poison(format!(
-        "{} at {}: {what}",
-        entry.event_type, entry.position
-    ))
-}
 
 impl Projection for ReleaseTimeline {
     fn name(&self) -> &'static str {
         "release_timeline"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_releases", "rm_release_timeline"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
         if entry.aggregate_type != "release" {
             return Ok(());
         }
-        let release_id = Uuid::parse_str(&entry.aggregate_id).map_err(|e| poison(entry, e))?;
-        let event: ReleaseEvent =
-            serde_json::from_value(entry.payload.clone()).map_err(|e| poison(entry, e))?;
-        let recorded_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&entry.recorded_at)
-            .map_err(|e| poison(entry, e))?
-            .with_timezone(&Utc);
-        let actor = entry
-            .metadata
-            .get("actor")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
+        let release_id = entry.aggregate_uuid()?;
+        let event: ReleaseEvent = entry.event()?;
+        let recorded_at = entry.recorded()?;
+        let actor = entry.meta("actor");
         let detail = match &event {
             ReleaseEvent::ReleaseCreated {
                 service,
