@@ -11,9 +11,15 @@
 //! the command service or the query API.
 
 pub mod audit_index;
+pub mod catalogue;
+pub mod dora_facts;
 pub mod environment_history;
+pub mod exceptions;
 pub mod feed;
+pub mod metrics;
 pub mod release_timeline;
+pub mod replay;
 pub mod runner;
+pub mod traceability;
 
-pub use runner::{Projection, ProjectionError, Projector, RunError};
+pub use runner::{EntryExt, Projection, ProjectionError, Projector, RunError};

@@ -10,6 +10,8 @@ use release_pilot_ledger::LedgerError;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::watch;
 
+use crate::metrics::ProjectorMetrics;
+
 /// Why a projection could not apply an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -53,6 +55,9 @@ pub trait Projection: Send + Sync + 'static {
     /// Its name in `projection_checkpoints`.
     fn name(&self) -> &'static str;
 
+    /// The tables it owns and nothing else writes (a replay rebuilds and swaps them).
+    fn tables(&self) -> &'static [&'static str];
+
     /// Applies one entry inside the batch's transaction.
     fn apply<'a>(
         &'a self,
@@ -67,6 +72,7 @@ pub struct Projector<P> {
     pool: PgPool,
     projection: std::sync::Arc<P>,
     batch_size: i64,
+    metrics: ProjectorMetrics,
 }
 
 impl<P: Projection> Projector<P> {
@@ -76,7 +82,19 @@ impl<P: Projection> Projector<P> {
             pool,
             projection: std::sync::Arc::new(projection),
             batch_size,
+            metrics: ProjectorMetrics::default(),
         }
+    }
+
+    /// Records into `metrics` (shared by every projection of a process).
+    pub fn with_metrics(mut self, metrics: ProjectorMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The projection applied.
+    pub fn projection(&self) -> &P {
+        &self.projection
     }
 
     /// The projection's checkpoint (0 before its first batch).
@@ -91,13 +109,48 @@ impl<P: Projection> Projector<P> {
 
     /// Applies the next batch from the ledger; returns how many entries it applied.
     pub async fn apply_next(&self) -> Result<usize, RunError> {
-        self.batch(None).await
+        self.measured(None).await
     }
 
     /// Applies `entries` (in position order) in one transaction, skipping those at or
     /// below the checkpoint — a redelivery changes nothing.
     pub async fn apply(&self, entries: &[Entry]) -> Result<usize, RunError> {
-        self.batch(Some(entries)).await
+        self.measured(Some(entries)).await
+    }
+
+    async fn measured(&self, given: Option<&[Entry]>) -> Result<usize, RunError> {
+        let started = std::time::Instant::now();
+        let result = self.batch(given).await;
+        let name = self.projection.name();
+        match &result {
+            Ok(applied) => {
+                self.metrics
+                    .batch(name, *applied, started.elapsed().as_secs_f64());
+                self.metrics.stopped(name, false);
+            }
+            Err(RunError::Stopped { .. }) => self.metrics.stopped(name, true),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Measures how far behind the ledger the projection is: entries sealed and not yet
+    /// applied, and how long the oldest of them has waited. Returns the positions.
+    pub async fn measure_lag(&self) -> Result<i64, sqlx::Error> {
+        let checkpoint = self.checkpoint().await?;
+        let (head, waited): (Option<i64>, Option<f64>) = sqlx::query_as(
+            "SELECT (SELECT max(position) FROM ledger),                     (SELECT extract(epoch FROM clock_timestamp() - sealed_at)::float8                      FROM ledger WHERE position = $1 + 1)",
+        )
+        .bind(checkpoint)
+        .fetch_one(&self.pool)
+        .await?;
+        let behind = (head.unwrap_or(0) - checkpoint).max(0);
+        self.metrics.lag(
+            self.projection.name(),
+            behind,
+            waited.unwrap_or(0.0).max(0.0),
+        );
+        Ok(behind)
     }
 
     /// One transaction: take the lease, read the checkpoint, apply what follows it (the
@@ -199,7 +252,14 @@ impl<P: Projection> Projector<P> {
     /// be applied, retries (with back-off) when PostgreSQL fails.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, poll: Duration) {
         let mut backoff = poll;
+        let mut measured: Option<std::time::Instant> = None;
         while !*shutdown.borrow() {
+            if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                measured = Some(std::time::Instant::now());
+                if let Err(error) = self.measure_lag().await {
+                    tracing::debug!(projection = self.projection.name(), %error, "lag not measured");
+                }
+            }
             let wait = match self.apply_next().await {
                 Ok(n) if i64::try_from(n).unwrap_or(0) >= self.batch_size => {
                     backoff = poll;
@@ -224,5 +284,57 @@ impl<P: Projection> Projector<P> {
                 }
             }
         }
+    }
+}
+
+/// What every projection reads from an entry, with failures reported as poison.
+pub trait EntryExt {
+    /// The payload decoded as the aggregate's event type.
+    fn event<E: serde::de::DeserializeOwned>(&self) -> Result<E, ProjectionError>;
+    /// When the ledger recorded the entry.
+    fn recorded(&self) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError>;
+    /// A text field of the metadata (`actor`, `command`, …).
+    fn meta(&self, key: &str) -> Option<String>;
+    /// The aggregate id as a UUID.
+    fn aggregate_uuid(&self) -> Result<uuid::Uuid, ProjectionError>;
+    /// A poison error naming this entry.
+    fn poison(&self, what: impl std::fmt::Display) -> ProjectionError;
+}
+
+impl EntryExt for Entry {
+    fn event<E: serde::de::DeserializeOwned>(&self) -> Result<E, ProjectionError> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| self.poison(format_args!("does not decode: {e}")))
+    }
+
+    fn recorded(&self) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError> {
+        chrono::DateTime::parse_from_rfc3339(&self.recorded_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| self.poison(format_args!("recorded_at {:?}: {e}", self.recorded_at)))
+    }
+
+    fn meta(&self, key: &str) -> Option<String> {
+        self.metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    }
+
+    fn aggregate_uuid(&self) -> Result<uuid::Uuid, ProjectionError> {
+        uuid::Uuid::parse_str(&self.aggregate_id)
+            .map_err(|e| self.poison(format_args!("aggregate id {:?}: {e}", self.aggregate_id)))
+    }
+
+    fn poison(&self, what: impl std::fmt::Display) -> ProjectionError {
+        ProjectionError::Poison(format!("{} at {}: {what}", self.event_type, self.position))
+    }
+}
+
+/// An enum's serde name (`"blue_green"`, `"production"`), as stored in read models.
+pub fn label<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
     }
 }
