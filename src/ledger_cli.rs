@@ -52,14 +52,14 @@ pub fn default_signing_key(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("ledger-signing-key.pem")
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("release-pilot: {message}");
     ExitCode::from(2)
 }

@@ -24,7 +24,7 @@ enum Action {
     /// Create, list or revoke API tokens.
     Token(server_cli::TokenArgs),
     /// Run the projector: read models built from the sealed ledger.
-    Projector(server_cli::ProjectorArgs),
+    Projector(projector_cli::ProjectorArgs),
     /// Run only the query (read) API.
     QueryApi,
     /// Apply database migrations.
@@ -33,8 +33,8 @@ enum Action {
     Verify(ledger_cli::VerifyArgs),
     /// Export the audit trail as signed JSON Lines or CSV.
     Export,
-    /// Rebuild read models from ledger position 0.
-    Replay,
+    /// Rebuild read models from ledger position 0 and swap them in while the projector runs.
+    Replay(projector_cli::ReplayArgs),
     /// Seed a realistic 90-day history and print the DORA summary.
     Demo,
     /// Compute the next version and changelog from conventional commit messages.
@@ -47,6 +47,7 @@ enum Action {
 
 mod ledger_cli;
 mod next_version;
+mod projector_cli;
 mod server_cli;
 
 impl Action {
@@ -61,7 +62,7 @@ impl Action {
             Action::Migrate(_) => "migrate",
             Action::Verify(_) => "verify",
             Action::Export => "export",
-            Action::Replay => "replay",
+            Action::Replay(_) => "replay",
             Action::Demo => "demo",
             Action::NextVersion(_) => "next-version",
         }
@@ -83,7 +84,8 @@ fn main() -> ExitCode {
         Action::Verify(args) => ledger_cli::verify(args),
         Action::CommandService(args) => server_cli::command_service(args),
         Action::Token(args) => server_cli::token(args),
-        Action::Projector(args) => server_cli::projector(args),
+        Action::Projector(args) => projector_cli::projector(args),
+        Action::Replay(args) => projector_cli::replay(args),
         other => not_yet_available(&other),
     }
 }

@@ -15,7 +15,7 @@ use release_pilot_ledger::sealer::{Sealer, SealerConfig};
 use release_pilot_ledger::signing::LedgerKey;
 use tokio::sync::watch;
 
-use crate::ledger_cli::{default_signing_key, DatabaseArgs};
+use crate::ledger_cli::{default_signing_key, fail, runtime, DatabaseArgs};
 
 /// Arguments of `command-service`.
 #[derive(Debug, clap::Args)]
@@ -85,14 +85,9 @@ pub struct TokenArgs {
     action: TokenAction,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("release-pilot: {message}");
-    ExitCode::from(2)
-}
-
 /// Runs `work` with the database URL on a fresh runtime; exit 0 on success, 2 with the
 /// message otherwise.
-fn with_database<F, Fut>(database: &DatabaseArgs, work: F) -> ExitCode
+pub(crate) fn with_database<F, Fut>(database: &DatabaseArgs, work: F) -> ExitCode
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
@@ -111,14 +106,7 @@ where
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
-async fn shutdown_signal(stop: watch::Sender<bool>) {
+pub(crate) async fn shutdown_signal(stop: watch::Sender<bool>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -274,51 +262,6 @@ pub fn token(args: TokenArgs) -> ExitCode {
                 }
                 println!("token {id} revoked");
             }
-        }
-        Ok(())
-    })
-}
-
-/// Arguments of `projector`.
-#[derive(Debug, clap::Args)]
-pub struct ProjectorArgs {
-    #[command(flatten)]
-    database: DatabaseArgs,
-    /// Entries per projection transaction.
-    #[arg(long, env = "RELEASE_PILOT_PROJECTOR_BATCH", default_value_t = 1000)]
-    batch: i64,
-}
-
-/// Runs every projection against the ledger until SIGTERM or Ctrl-C.
-pub fn projector(args: ProjectorArgs) -> ExitCode {
-    use release_pilot_projector::audit_index::AuditIndex;
-    use release_pilot_projector::environment_history::EnvironmentHistory;
-    use release_pilot_projector::release_timeline::ReleaseTimeline;
-    use release_pilot_projector::Projector;
-
-    let batch = args.batch;
-    with_database(&args.database, |url| async move {
-        let pool = db::connect(&url, 8).await.map_err(|e| e.to_string())?;
-        db::migrate(&pool).await.map_err(|e| e.to_string())?;
-        let (stop, shutdown) = watch::channel(false);
-        let poll = std::time::Duration::from_millis(10);
-        let tasks = [
-            tokio::spawn(
-                Projector::new(pool.clone(), AuditIndex, batch).run(shutdown.clone(), poll),
-            ),
-            tokio::spawn(
-                Projector::new(pool.clone(), EnvironmentHistory, batch).run(shutdown.clone(), poll),
-            ),
-            tokio::spawn(
-                Projector::new(pool.clone(), ReleaseTimeline, batch).run(shutdown.clone(), poll),
-            ),
-        ];
-        eprintln!(
-            "projecting the ledger into audit_index, environment_history and release_timeline"
-        );
-        shutdown_signal(stop).await;
-        for task in tasks {
-            let _ = task.await;
         }
         Ok(())
     })

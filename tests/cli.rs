@@ -105,7 +105,7 @@ fn next_version_exits_2_on_bad_input() {
 
 #[test]
 fn subcommands_that_have_not_landed_say_so_and_exit_2() {
-    for subcommand in ["serve", "demo", "replay", "export"] {
+    for subcommand in ["serve", "demo", "export"] {
         let output = release_pilot(&[subcommand], "");
         assert_eq!(output.status.code(), Some(2), "{subcommand}");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -261,4 +261,35 @@ fn the_projector_builds_read_models_and_stops_cleanly_on_sigterm() {
     let exit = child.wait().expect("projector exits");
     assert_eq!(indexed, 12, "every sealed entry is indexed");
     assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn replay_rebuilds_a_projection_and_refuses_unknown_names() {
+    let (_runtime, db, _keys) = sealed_database(30);
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let output = release_pilot_with(&["replay", "--projection", "audit_index"], "", &env);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("audit_index: rebuilt from 30 entries up to position 30"),
+        "{stdout}"
+    );
+
+    let output = release_pilot_with(&["replay", "--projection", "audit"], "", &env);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no projection named \"audit\"") && stderr.contains("dora_facts"),
+        "{stderr}"
+    );
+
+    // These events are not release events the release timeline can read: its replay
+    // stops at the first one, names it, and leaves the live tables as they were.
+    let output = release_pilot_with(&["replay", "--projection", "release_timeline"], "", &env);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("release_timeline") && stderr.contains("position 1"),
+        "{stderr}"
+    );
 }

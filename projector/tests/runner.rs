@@ -12,6 +12,7 @@ use release_pilot_ledger::entry::Entry;
 use release_pilot_ledger::signing::LedgerKey;
 use release_pilot_ledger::testkit::{seal_everything, TestDatabase};
 use release_pilot_projector::audit_index::AuditIndex;
+use release_pilot_projector::metrics::ProjectorMetrics;
 use release_pilot_projector::{Projection, ProjectionError, Projector, RunError};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
@@ -174,6 +175,10 @@ impl Projection for Picky {
         "picky"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     async fn apply(&self, _tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
         if entry.payload["E"]["poison"] == true {
             return Err(ProjectionError::Poison(format!(
@@ -198,7 +203,9 @@ async fn a_poison_entry_stops_its_projection_and_the_others_go_on() {
     .await
     .expect("the poison entry");
 
-    let picky = Projector::new(db.pool.clone(), Picky, 1000);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = ProjectorMetrics::register(&mut registry);
+    let picky = Projector::new(db.pool.clone(), Picky, 1000).with_metrics(metrics.clone());
     let stopped = picky.apply_next().await.expect_err("stops");
     assert!(
         matches!(stopped, RunError::Stopped { position, .. } if position == poison),
@@ -219,7 +226,100 @@ async fn a_poison_entry_stops_its_projection_and_the_others_go_on() {
     assert_eq!(failed_at, Some(poison));
     assert!(failure.is_some_and(|f| f.contains("poison")));
 
-    let audit = Projector::new(db.pool.clone(), AuditIndex, 1000);
+    let audit = Projector::new(db.pool.clone(), AuditIndex, 1000).with_metrics(metrics);
     while audit.apply_next().await.expect("audit goes on") > 0 {}
     assert_eq!(audit.checkpoint().await.expect("checkpoint"), total);
+    assert_eq!(audit.measure_lag().await.expect("lag"), 0);
+    assert_eq!(picky.measure_lag().await.expect("lag"), total);
+
+    // The stop is visible to Prometheus, with what was applied and how far behind each is.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for line in [
+        "projection_stopped{projection=\"picky\"} 1".to_owned(),
+        "projection_stopped{projection=\"audit_index\"} 0".to_owned(),
+        format!("projection_events_applied_total{{projection=\"audit_index\"}} {total}"),
+        format!("projection_lag_positions{{projection=\"picky\"}} {total}"),
+        "projection_lag_positions{projection=\"audit_index\"} 0".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("projection_apply_duration_seconds_count{projection=\"audit_index\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_swaps_in_rebuilt_tables_while_the_live_projector_keeps_running() {
+    let db = TestDatabase::create().await;
+    let key = LedgerKey::generate();
+    append(&db.pool, 0, 400).await;
+    seal_everything(&db.pool, &key, Duration::from_secs(30)).await;
+    // The live projector runs throughout, as `release-pilot projector` would.
+    let (stop, shutdown) = watch::channel(false);
+    let live = tokio::spawn(
+        Projector::new(db.pool.clone(), AuditIndex, 25).run(shutdown, Duration::from_millis(2)),
+    );
+    // Let it build part of the read model, then damage the live table: a replay must
+    // bring back what is missing.
+    while Projector::new(db.pool.clone(), AuditIndex, 1)
+        .checkpoint()
+        .await
+        .expect("checkpoint")
+        < 100
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query("DELETE FROM rm_audit_index WHERE position BETWEEN 10 AND 19")
+        .execute(&db.pool)
+        .await
+        .expect("damage");
+    // Writes go on during the replay.
+    let writer_pool = db.pool.clone();
+    let writer_key = key.clone();
+    let writer = tokio::spawn(async move {
+        for round in 1..5 {
+            append(&writer_pool, 400 + (round - 1) * 100, 100).await;
+            seal_everything(&writer_pool, &writer_key, Duration::from_secs(30)).await;
+        }
+    });
+    let mut reports = Vec::new();
+    let done =
+        release_pilot_projector::replay::replay(&db.pool, AuditIndex, 50, |applied, head| {
+            reports.push((applied, head));
+        })
+        .await
+        .expect("replay");
+    assert!(
+        reports.len() >= 8,
+        "progress is reported per batch: {reports:?}"
+    );
+    let (applied, head) = reports.last().copied().unwrap_or_default();
+    assert!(applied >= head && head >= 400, "{reports:?}");
+    assert_eq!(done.applied, applied);
+    writer.await.expect("writer");
+    // The live projector carries on from the swapped-in checkpoint.
+    loop {
+        let checkpoint = Projector::new(db.pool.clone(), AuditIndex, 1)
+            .checkpoint()
+            .await
+            .expect("checkpoint");
+        if checkpoint == 800 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(true);
+    live.await.expect("live projector");
+    let rows = audit_rows(&db.pool).await;
+    assert_eq!(rows.len(), 800, "nothing missing, nothing twice");
+    let schemas: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'rp_replay_%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("schemas");
+    assert_eq!(schemas, 0, "the replay cleans up after itself");
+    assert_eq!(rebuilt(&db.pool).await, rows);
 }
