@@ -1,6 +1,5 @@
-//! The command API's Prometheus metrics, served as text at `/metrics`:
-//! `http_requests_total{method,route,status}`,
-//! `http_request_duration_seconds{method,route}` and
+//! The command API's Prometheus metrics, served as text at `/metrics`: the shared HTTP
+//! metrics (`http_requests_total`, `http_request_duration_seconds`) and
 //! `commands_total{command,outcome}` (outcome `accepted` or the refusal's code).
 
 use std::sync::Arc;
@@ -8,28 +7,8 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Registry, Unit};
-
-/// Labels of an HTTP request.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The matched route template (`/v1/releases/{id}/gates`), never a raw path.
-    pub route: String,
-    /// The status answered.
-    pub status: u16,
-}
-
-/// Labels of a request's duration.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The matched route template.
-    pub route: String,
-}
+use prometheus_client::registry::Registry;
+use release_pilot_http::metrics::HttpMetrics;
 
 /// Labels of a command.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,10 +23,8 @@ pub struct CommandLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Requests answered.
-    pub requests: Family<RequestLabels, Counter>,
-    /// Request durations.
-    pub durations: Family<RouteLabels, Histogram>,
+    /// Requests answered and their durations.
+    pub http: HttpMetrics,
     /// Commands executed.
     pub commands: Family<CommandLabels, Counter>,
 }
@@ -56,18 +33,8 @@ impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-        });
+        let http = HttpMetrics::register(&mut registry);
         let commands = Family::<CommandLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register_with_unit(
-            "http_request_duration",
-            "Time to answer an HTTP request",
-            Unit::Seconds,
-            durations.clone(),
-        );
         registry.register(
             "commands",
             "Commands executed, by outcome",
@@ -75,18 +42,13 @@ impl Metrics {
         );
         Arc::new(Self {
             registry,
-            requests,
-            durations,
+            http,
             commands,
         })
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        release_pilot_http::metrics::encode(&self.registry)
     }
 }

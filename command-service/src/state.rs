@@ -10,7 +10,7 @@ use release_pilot_domain::links::LinkRules;
 use release_pilot_ledger::store::EventStore;
 use sqlx::PgPool;
 
-use crate::auth::TokenStore;
+use crate::auth::{Gate, TokenStore};
 use crate::metrics::Metrics;
 
 /// Settings of the command API.
@@ -64,6 +64,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What authentication needs, shared with the rest of the state.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            tokens: self.tokens.clone(),
+            limiter: self.limiter.clone(),
+            request_timeout: self.config.request_timeout,
+        }
+    }
+
     /// State over `pool`.
     pub fn new(pool: PgPool, config: CommandConfig) -> Self {
         Self {

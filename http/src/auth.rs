@@ -18,7 +18,6 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,10 +218,41 @@ impl TokenStore {
     }
 }
 
+/// What authentication needs: the tokens, the per-subject rate limiter and how long a
+/// request may take.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// API tokens.
+    pub tokens: TokenStore,
+    /// Per-subject rate limiter.
+    pub limiter: std::sync::Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Gate {
+    /// A gate over `tokens` admitting `per_second` requests per subject with `burst`
+    /// above it.
+    pub fn new(
+        tokens: TokenStore,
+        per_second: std::num::NonZeroU32,
+        burst: std::num::NonZeroU32,
+        request_timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            tokens,
+            limiter: std::sync::Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(per_second).allow_burst(burst),
+            )),
+            request_timeout,
+        }
+    }
+}
+
 /// Authenticates every `/v1/` request before routing: the caller goes into the request's
 /// extensions, or the answer is 401. Health, metrics and the OpenAPI document are public.
 pub async fn authenticate(
-    State(state): State<AppState>,
+    State(state): State<Gate>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -272,7 +302,7 @@ pub async fn authenticate(
     // transaction can return its connection to the pool still inside that transaction,
     // where the next user's writes would silently join it.
     let work = tokio::spawn(next.run(request));
-    let timeout = state.config.request_timeout;
+    let timeout = state.request_timeout;
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(join)) => {

@@ -1,0 +1,91 @@
+//! HTTP request metrics: `http_requests_total{method,route,status}` and
+//! `http_request_duration_seconds{method,route}`, by the matched route template.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Labels of an HTTP request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The HTTP method.
+    pub method: String,
+    /// The matched route template (`/v1/releases/{id}/gates`), never a raw path.
+    pub route: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// Labels of a request's duration.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The HTTP method.
+    pub method: String,
+    /// The matched route template.
+    pub route: String,
+}
+
+/// The HTTP metrics of one process.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    /// Requests answered.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request durations.
+    pub durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl HttpMetrics {
+    /// The metrics, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(request_histogram),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            metrics.requests.clone(),
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request",
+            Unit::Seconds,
+            metrics.durations.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let labels = RouteLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+        };
+        self.durations.get_or_create(&labels).observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: labels.method,
+                route: labels.route,
+                status,
+            })
+            .inc();
+    }
+}
+
+/// The Prometheus text exposition of `registry`.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
