@@ -26,7 +26,7 @@ enum Action {
     /// Run the projector: read models built from the sealed ledger.
     Projector(projector_cli::ProjectorArgs),
     /// Run only the query (read) API.
-    QueryApi,
+    QueryApi(query_cli::QueryArgs),
     /// Apply database migrations.
     Migrate(ledger_cli::DatabaseArgs),
     /// Verify the ledger's hash chain and signed checkpoints (database or export file).
@@ -48,6 +48,7 @@ enum Action {
 mod ledger_cli;
 mod next_version;
 mod projector_cli;
+mod query_cli;
 mod server_cli;
 
 impl Action {
@@ -58,7 +59,7 @@ impl Action {
             Action::CommandService(_) => "command-service",
             Action::Token(_) => "token",
             Action::Projector(_) => "projector",
-            Action::QueryApi => "query-api",
+            Action::QueryApi(_) => "query-api",
             Action::Migrate(_) => "migrate",
             Action::Verify(_) => "verify",
             Action::Export => "export",
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         Action::Token(args) => server_cli::token(args),
         Action::Projector(args) => projector_cli::projector(args),
         Action::Replay(args) => projector_cli::replay(args),
+        Action::QueryApi(args) => query_cli::query_api(args),
         other => not_yet_available(&other),
     }
 }

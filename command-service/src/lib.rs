@@ -23,7 +23,6 @@ pub mod state;
 use std::net::SocketAddr;
 
 use axum::Router;
-use tokio::net::TcpListener;
 
 pub use state::{AppState, CommandConfig};
 
@@ -42,7 +41,7 @@ pub fn layered(state: &AppState) -> Router<AppState> {
         .merge(routes::environments::router())
         .merge(routes::incidents::router())
         .merge(routes::catalogue::router())
-        .merge(routes::health::router())
+        .merge(release_pilot_http::health::router(state.pool.clone()))
         .merge(openapi::router())
         .route(
             "/metrics",
@@ -68,23 +67,19 @@ pub fn layered(state: &AppState) -> Router<AppState> {
 }
 
 /// A bound, not yet running, command API.
-pub struct App {
-    listener: TcpListener,
-    router: Router,
-}
+pub struct App(release_pilot_http::Server);
 
 impl App {
     /// Binds `address` (port 0 picks a free port).
     pub async fn build(address: SocketAddr, state: AppState) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: TcpListener::bind(address).await?,
-            router: router(state),
-        })
+        Ok(Self(
+            release_pilot_http::Server::bind(address, router(state)).await?,
+        ))
     }
 
     /// The address it is bound to.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.0.local_addr()
     }
 
     /// Serves until `shutdown` completes, finishing requests in flight.
@@ -92,8 +87,6 @@ impl App {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        self.0.run(shutdown).await
     }
 }

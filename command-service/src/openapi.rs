@@ -3,27 +3,13 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 use crate::routes::{catalogue, deployments, environments, incidents, releases};
 use crate::state::AppState;
 
-/// An RFC 7807 problem, as every error is answered.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)] // Describes the wire format; built as JSON by `ApiError`.
-pub struct Problem {
-    /// A URI naming the problem type.
-    r#type: String,
-    /// The HTTP reason phrase.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// The stable machine-readable code, e.g. `deployment_refused`.
-    code: String,
-    /// What happened and what to do, for a person.
-    detail: String,
-}
+use release_pilot_http::openapi::BearerAuth;
+pub use release_pilot_http::openapi::Problem;
 
 /// The problems every command may answer with.
 #[derive(utoipa::IntoResponses)]
@@ -92,18 +78,6 @@ pub enum Problems {
         content_type = "application/problem+json"
     )]
     Unavailable(Problem),
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
 }
 
 /// The document.

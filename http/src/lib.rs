@@ -6,7 +6,9 @@
 
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod metrics;
+pub mod openapi;
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::Router;
@@ -109,4 +111,35 @@ pub fn finish<S: Clone + Send + Sync + 'static>(
         ))
         .layer(cors(cors_origins))
         .layer(axum::middleware::from_fn_with_state(metrics, log_request))
+}
+
+/// A bound, not yet running, HTTP service.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Server {
+    /// Binds `address` (port 0 picks a free port) for `router`.
+    pub async fn bind(address: std::net::SocketAddr, router: Router) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(address).await?,
+            router,
+        })
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, finishing requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }

@@ -13,6 +13,7 @@
 pub mod db;
 pub mod entry;
 pub mod error;
+pub mod export;
 pub mod jcs;
 pub mod metadata;
 mod pacing;

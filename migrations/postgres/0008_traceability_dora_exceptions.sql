@@ -35,6 +35,7 @@ CREATE TABLE rm_dora_deployments (
     version            text        NOT NULL,
     strategy           text        NOT NULL,
     started_at         timestamptz NOT NULL,
+    completed_at       timestamptz,
     finished_at        timestamptz,
     status             text        NOT NULL CHECK (status IN ('in_progress', 'succeeded', 'failed', 'rolled_back')),
     failed_at          timestamptz,
@@ -44,7 +45,8 @@ CREATE TABLE rm_dora_deployments (
     recorded_at        timestamptz NOT NULL,
     last_position      bigint      NOT NULL
 );
-CREATE INDEX rm_dora_deployments_service ON rm_dora_deployments (production, service, finished_at);
+CREATE INDEX rm_dora_deployments_finished ON rm_dora_deployments (production, finished_at);
+CREATE INDEX rm_dora_deployments_completed ON rm_dora_deployments (production, service, environment, completed_at);
 CREATE INDEX rm_dora_deployments_release ON rm_dora_deployments (release_id);
 
 CREATE TABLE rm_dora_release_commits (

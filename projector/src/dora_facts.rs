@@ -184,8 +184,8 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
     };
     let sql = match change {
         Change::Succeeded(_) => {
-            "UPDATE rm_dora_deployments SET status = 'succeeded', finished_at = $2, last_position = $3 \
-             WHERE deployment_id = $1"
+            "UPDATE rm_dora_deployments SET status = 'succeeded', completed_at = $2, finished_at = $2, \
+             last_position = $3 WHERE deployment_id = $1"
         }
         Change::Failed(_) => {
             "UPDATE rm_dora_deployments SET status = 'failed', finished_at = $2, \

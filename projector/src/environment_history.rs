@@ -112,8 +112,8 @@ impl Projection for EnvironmentHistory {
         .await?;
         sqlx::query(
             "INSERT INTO rm_environment_history \
-             (service, environment, position, deployment_id, release_id, version, valid_from, valid_to, recorded_at, cause) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             (service, environment, position, deployment_id, release_id, version, valid_from, valid_to, recorded_at, cause, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(service)
         .bind(environment)
@@ -125,6 +125,7 @@ impl Projection for EnvironmentHistory {
         .bind(next)
         .bind(recorded_at)
         .bind(live.cause)
+        .bind(entry.meta("actor"))
         .execute(&mut *tx)
         .await?;
         Ok(())

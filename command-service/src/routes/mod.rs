@@ -3,7 +3,6 @@
 pub mod catalogue;
 pub mod deployments;
 pub mod environments;
-pub mod health;
 pub mod incidents;
 pub mod releases;
 

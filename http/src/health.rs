@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness and readiness, the same on every HTTP service.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,27 +6,28 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::state::AppState;
+use sqlx::PgPool;
 
-/// `/health`, `/live`, `/ready`, `/health/detailed`.
-pub fn router() -> Router<AppState> {
+/// `/health`, `/live`, `/ready`, `/health/detailed` over `pool`.
+pub fn router<S: Clone + Send + Sync + 'static>(pool: PgPool) -> Router<S> {
     Router::new()
         .route("/live", get(live))
         .route("/health", get(ready))
         .route("/ready", get(ready))
         .route("/health/detailed", get(detailed))
+        .with_state(pool)
 }
 
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn database_ok(state: &AppState) -> bool {
-    sqlx::query("SELECT 1").execute(&state.pool).await.is_ok()
+async fn database_ok(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if database_ok(&state).await {
+async fn ready(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
+    if database_ok(&pool).await {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {
         (
@@ -36,22 +37,22 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = database_ok(&state).await;
-    let head = release_pilot_ledger::db::head(&state.pool)
+async fn detailed(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
+    let database = database_ok(&pool).await;
+    let head = release_pilot_ledger::db::head(&pool)
         .await
         .ok()
         .map(|(p, _)| p);
     let unsealed: Option<i64> = sqlx::query_scalar(
         "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.global_position = e.global_position)",
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&pool)
     .await
     .ok();
     let projections: Vec<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
         "SELECT projection, position, failed_at_position, failure FROM projection_checkpoints ORDER BY projection",
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&pool)
     .await
     .unwrap_or_default();
     let projections: Vec<Value> = projections
