@@ -49,8 +49,13 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
+    let hint = if text.contains(' ') {
+        " (a '+' in a URL reads as a space: write the offset as %2B or use Z)"
+    } else {
+        ""
+    };
     Err(format!(
-        "{text:?} is not a time: use RFC 3339 (2026-03-03T12:00:00Z) or a date (2026-03-03)"
+        "{text:?} is not a time: use RFC 3339 (2026-03-03T12:00:00Z) or a date (2026-03-03){hint}"
     ))
 }
 
