@@ -293,3 +293,98 @@ fn replay_rebuilds_a_projection_and_refuses_unknown_names() {
         "{stderr}"
     );
 }
+
+#[test]
+fn verify_checks_an_export_file_offline_and_names_a_tampered_position() {
+    use futures::TryStreamExt;
+    let (runtime, db, keys) = sealed_database(20);
+    let export = runtime.block_on(async {
+        let manifest = release_pilot_ledger::export::plan(&db.pool, None, None)
+            .await
+            .expect("plan")
+            .expect("a checkpoint covers the ledger");
+        let lines: Vec<String> =
+            release_pilot_ledger::export::lines(db.pool.clone(), &manifest, 7)
+                .try_collect()
+                .await
+                .expect("lines");
+        let head = serde_json::to_string(&release_pilot_ledger::export::ManifestLine { manifest })
+            .expect("manifest");
+        format!("{head}\n{}", lines.concat())
+    });
+    let key_pem = std::fs::read_to_string(keys.path().join("ledger-signing-key.pem")).expect("key");
+    let public = release_pilot_ledger::signing::LedgerKey::from_pem(&key_pem)
+        .expect("key")
+        .public_pem()
+        .expect("pem");
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("ledger.pub"), public).expect("write key");
+    std::fs::write(dir.path().join("export.jsonl"), &export).expect("write export");
+    let args = |file: &str| {
+        vec![
+            "verify".to_owned(),
+            dir.path().join(file).display().to_string(),
+            "--public-key".to_owned(),
+            dir.path().join("ledger.pub").display().to_string(),
+        ]
+    };
+    let run = |file: &str| {
+        let args = args(file);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // No database: an export verifies with the public key alone.
+        release_pilot(&args, "")
+    };
+    let output = run("export.jsonl");
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("export verified: 20 entries"));
+
+    let mut lines: Vec<String> = export.lines().map(str::to_owned).collect();
+    lines[8] = lines[8].replace("\"sequence\":8", "\"sequence\":80");
+    std::fs::write(dir.path().join("tampered.jsonl"), lines.join("\n") + "\n").expect("write");
+    let output = run("tampered.jsonl");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("position 8: hash mismatch"), "{stderr}");
+
+    let output = run("missing.jsonl");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
+
+#[test]
+fn the_query_api_serves_until_sigterm() {
+    use std::io::BufRead;
+    let (_runtime, db, keys) = sealed_database(3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_release-pilot"))
+        .args(["query-api", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db.url)
+        .env("RELEASE_PILOT_DATA_DIR", keys.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("query-api starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the address");
+    let address = line
+        .trim()
+        .strip_prefix("query API listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert!(child.wait().expect("exits").success());
+}
