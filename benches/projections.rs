@@ -10,94 +10,17 @@
 //! Run: `cargo bench --bench projections` (local PostgreSQL; its own database, dropped
 //! afterwards).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use release_pilot_client::history::{generate, HistoryConfig, Tokens, AUTHOR_APPROVER};
-use release_pilot_client::Api;
-use release_pilot_command_service::auth::TokenStore;
-use release_pilot_command_service::{App, AppState, CommandConfig};
-use release_pilot_domain::ids::Person;
-use release_pilot_domain::roles::Role;
 use release_pilot_ledger::db::entries_after;
-use release_pilot_ledger::signing::LedgerKey;
-use release_pilot_ledger::testkit::{seal_everything, TestDatabase};
+use release_pilot_ledger::testkit::TestDatabase;
 use release_pilot_projector::catalogue::AnyProjection;
 use release_pilot_projector::replay::replay;
 use release_pilot_projector::Projection;
-use sqlx::PgPool;
 
 mod support;
 use support::row;
-
-async fn token(pool: &PgPool, subject: &str, role: Role) -> String {
-    TokenStore::new(pool.clone())
-        .create(
-            &Person::parse(subject).expect("valid"),
-            &BTreeSet::from([role]),
-        )
-        .await
-        .expect("token")
-        .1
-}
-
-async fn seed(pool: &PgPool, histories: u64) -> i64 {
-    let config = CommandConfig {
-        rate_per_second: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
-        rate_burst: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
-        ..CommandConfig::default()
-    };
-    let app = App::build(
-        "127.0.0.1:0".parse().expect("addr"),
-        AppState::new(pool.clone(), config),
-    )
-    .await
-    .expect("bind");
-    let base = format!("http://{}", app.local_addr().expect("addr"));
-    tokio::spawn(app.run(std::future::pending::<()>()));
-    let tokens = Tokens {
-        ci: token(pool, "ci-bot", Role::Ci).await,
-        approvers: [
-            token(pool, "ann@example.com", Role::Approver).await,
-            token(pool, "bob@example.com", Role::Approver).await,
-        ],
-        author_approver: token(pool, AUTHOR_APPROVER, Role::Approver).await,
-        incident_commander: token(pool, "ivy@example.com", Role::IncidentCommander).await,
-        admin: token(pool, "root@example.com", Role::Admin).await,
-    };
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for h in 0..histories {
-        let (api, tokens) = (Api::new(base.clone()), tokens.clone());
-        tasks.push(tokio::spawn(async move {
-            let services: Vec<String> = [
-                "checkout", "payments", "search", "catalog", "accounts", "billing",
-            ]
-            .iter()
-            .map(|s| format!("{s}-{h}"))
-            .collect();
-            let config = HistoryConfig {
-                services,
-                days: 140,
-                start: "2026-01-05T00:00:00Z".parse().expect("date"),
-                seed: h,
-            };
-            generate(&api, &tokens, &config, |_| {})
-                .await
-                .expect("history")
-        }));
-    }
-    for task in tasks {
-        task.await.expect("history");
-    }
-    let head = seal_everything(pool, &LedgerKey::generate(), Duration::from_secs(600)).await;
-    eprintln!(
-        "seeded {head} events in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    head
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -110,7 +33,8 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(8);
         let db = TestDatabase::create_with(40).await;
-        let head = seed(&db.pool, histories).await;
+        let key = release_pilot_ledger::signing::LedgerKey::generate();
+        let head = support::seed_histories(&db.pool, histories, &key).await;
         println!("projection rebuild benchmark — {head} ledger entries from {histories} generated histories");
         println!();
         println!("| measure | entries per second | ratio |");

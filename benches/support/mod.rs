@@ -77,3 +77,86 @@ pub fn row(name: &str, rate: f64, baseline: Option<(&str, f64)>) {
         None => println!("| {name} | {rate:.0} | baseline |"),
     }
 }
+
+async fn token(
+    pool: &sqlx::PgPool,
+    subject: &str,
+    role: release_pilot_domain::roles::Role,
+) -> String {
+    release_pilot_command_service::auth::TokenStore::new(pool.clone())
+        .create(
+            &release_pilot_domain::ids::Person::parse(subject).expect("valid"),
+            &std::collections::BTreeSet::from([role]),
+        )
+        .await
+        .expect("token")
+        .1
+}
+
+/// Sends `histories` generated histories (six services over 140 days each, about 5 900
+/// events) through an in-process command API concurrently, then seals the ledger;
+/// returns the ledger's head.
+pub async fn seed_histories(
+    pool: &sqlx::PgPool,
+    histories: u64,
+    key: &release_pilot_ledger::signing::LedgerKey,
+) -> i64 {
+    use release_pilot_client::history::{generate, HistoryConfig, Tokens, AUTHOR_APPROVER};
+    use release_pilot_command_service::{App, AppState, CommandConfig};
+    use release_pilot_domain::roles::Role;
+    let config = CommandConfig {
+        rate_per_second: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
+        rate_burst: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
+        ..CommandConfig::default()
+    };
+    let app = App::build(
+        "127.0.0.1:0".parse().expect("addr"),
+        AppState::new(pool.clone(), config),
+    )
+    .await
+    .expect("bind");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    tokio::spawn(app.run(std::future::pending::<()>()));
+    let tokens = Tokens {
+        ci: token(pool, "ci-bot", Role::Ci).await,
+        approvers: [
+            token(pool, "ann@example.com", Role::Approver).await,
+            token(pool, "bob@example.com", Role::Approver).await,
+        ],
+        author_approver: token(pool, AUTHOR_APPROVER, Role::Approver).await,
+        incident_commander: token(pool, "ivy@example.com", Role::IncidentCommander).await,
+        admin: token(pool, "root@example.com", Role::Admin).await,
+    };
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for h in 0..histories {
+        let (api, tokens) = (release_pilot_client::Api::new(base.clone()), tokens.clone());
+        tasks.push(tokio::spawn(async move {
+            let services: Vec<String> = [
+                "checkout", "payments", "search", "catalog", "accounts", "billing",
+            ]
+            .iter()
+            .map(|s| format!("{s}-{h}"))
+            .collect();
+            let config = HistoryConfig {
+                services,
+                days: 140,
+                start: "2026-01-05T00:00:00Z".parse().expect("date"),
+                seed: h,
+            };
+            generate(&api, &tokens, &config, |_| {})
+                .await
+                .expect("history")
+        }));
+    }
+    for task in tasks {
+        task.await.expect("history");
+    }
+    let head =
+        release_pilot_ledger::testkit::seal_everything(pool, key, Duration::from_secs(600)).await;
+    eprintln!(
+        "seeded {head} events in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    head
+}

@@ -70,6 +70,11 @@ pub async fn head(pool: &PgPool) -> Result<(i64, Hash), LedgerError> {
 }
 
 /// Sealed entries after `position`, in order, with their stored hashes.
+///
+/// Positions are gap-free, so the batch is the position range `(position, position +
+/// limit]`: a bounded range the planner answers with index lookups however large the
+/// ledger grows (with only `LIMIT`, a generic plan may hash-join the whole events table
+/// for every batch).
 pub async fn entries_after(
     pool: &PgPool,
     position: i64,
@@ -78,7 +83,7 @@ pub async fn entries_after(
     let sql = format!(
         "SELECT l.position, l.hash, {ENTRY_COLUMNS} \
          FROM ledger l JOIN events e ON e.global_position = l.global_position \
-         WHERE l.position > $1 ORDER BY l.position LIMIT $2"
+         WHERE l.position > $1 AND l.position <= $1 + $2 ORDER BY l.position"
     );
     let rows = sqlx::query(&sql)
         .bind(position)

@@ -45,7 +45,7 @@ CREATE TABLE rm_dora_deployments (
     recorded_at        timestamptz NOT NULL,
     last_position      bigint      NOT NULL
 );
-CREATE INDEX rm_dora_deployments_finished ON rm_dora_deployments (production, finished_at);
+CREATE INDEX rm_dora_deployments_finished ON rm_dora_deployments (production, service, finished_at);
 CREATE INDEX rm_dora_deployments_completed ON rm_dora_deployments (production, service, environment, completed_at);
 CREATE INDEX rm_dora_deployments_release ON rm_dora_deployments (release_id);
 

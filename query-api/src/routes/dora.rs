@@ -124,10 +124,10 @@ struct CommitRow {
     deployed_at: DateTime<Utc>,
 }
 
-/// Loads the facts behind a window: production deployments that completed or finished
-/// in it, the next successful deployment after each, the incidents each caused (declared,
+/// Loads the facts behind a window: production deployments that finished in it (a
+/// completion is a finish, so this includes every success), the next successful deployment after each, the incidents each caused (declared,
 /// or attributed by the rule), and the commits that reached production first in it.
-async fn load(
+pub(crate) async fn load(
     state: &QueryState,
     service: Option<&str>,
     environment: Option<&str>,
@@ -142,7 +142,7 @@ async fn load(
                     AND n.completed_at > coalesce(d.failed_at, d.finished_at, d.started_at)) AS next_success_at \
          FROM rm_dora_deployments d \
          WHERE d.production AND ($1::text IS NULL OR d.service = $1) AND ($2::text IS NULL OR d.environment = $2) \
-           AND ((d.completed_at >= $3 AND d.completed_at < $4) OR (d.finished_at >= $3 AND d.finished_at < $4))",
+           AND d.finished_at >= $3 AND d.finished_at < $4",
     )
     .bind(service)
     .bind(environment)
@@ -185,10 +185,13 @@ async fn load(
                 AND d.completed_at IS NOT NULL AND d.completed_at <= i.opened_at \
               ORDER BY d.completed_at DESC LIMIT 1) a \
           WHERE i.deployment_id IS NULL AND i.production AND i.opened_at >= $2 \
+            AND ($3::text IS NULL OR i.service = $3) AND ($4::text IS NULL OR i.environment = $4) \
             AND a.deployment_id = ANY($1)",
     )
     .bind(&ids)
     .bind(window.from - Duration::days(365))
+    .bind(service)
+    .bind(environment)
     .fetch_all(&state.pool)
     .await?;
     let mut by_deployment: HashMap<Uuid, Vec<IncidentLink>> = HashMap::new();
