@@ -71,15 +71,12 @@ impl Action {
 }
 
 fn main() -> ExitCode {
-    // Logs go to stderr; RUST_LOG filters them (default: info).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
     let cli = Cli::parse();
-    match cli.command {
+    // Logs go to stderr (RUST_LOG filters, RELEASE_PILOT_LOG_FORMAT=json for JSON); traces
+    // go to OTEL_EXPORTER_OTLP_ENDPOINT when set. Flushed when the subcommand returns.
+    let telemetry =
+        release_pilot_ledger::telemetry::init(&format!("release-pilot-{}", cli.command.name()));
+    let code = match cli.command {
         Action::NextVersion(args) => next_version::run(args),
         Action::Migrate(args) => ledger_cli::migrate(args),
         Action::Verify(args) => ledger_cli::verify(args),
@@ -89,7 +86,9 @@ fn main() -> ExitCode {
         Action::Replay(args) => projector_cli::replay(args),
         Action::QueryApi(args) => query_cli::query_api(args),
         other => not_yet_available(&other),
-    }
+    };
+    drop(telemetry);
+    code
 }
 
 /// The honest answer of a subcommand whose implementation has not landed.

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::IntoResponse;
 use release_pilot_ledger::db;
 use release_pilot_projector::catalogue::AnyProjection;
 use release_pilot_projector::metrics::ProjectorMetrics;
@@ -38,7 +37,9 @@ pub fn projector(args: ProjectorArgs) -> ExitCode {
         db::migrate(&pool).await.map_err(|e| e.to_string())?;
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = ProjectorMetrics::register(&mut registry);
+        let pool_gauges = release_pilot_http::metrics::PoolGauges::register(&mut registry);
         let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(pool_gauges.watch(pool.clone(), Duration::from_secs(1), shutdown.clone()));
         if let Some(listen) = metrics_listen {
             serve_metrics(listen, Arc::new(registry), shutdown.clone()).await?;
         }
@@ -75,26 +76,15 @@ async fn serve_metrics(
         axum::routing::get(move || {
             let registry = registry.clone();
             async move {
-                let mut text = String::new();
-                match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                    Ok(()) => (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                        .into_response(),
-                    Err(_) => (
-                        [("content-type", "text/plain; charset=utf-8")],
-                        "metrics could not be encoded".to_owned(),
-                    )
-                        .into_response(),
-                }
+                (
+                    [("content-type", release_pilot_http::metrics::CONTENT_TYPE)],
+                    release_pilot_http::metrics::encode(&registry),
+                )
             }
         }),
     );
-    eprintln!("projector metrics on http://{listen}/metrics");
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("projector metrics on http://{bound}/metrics");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {

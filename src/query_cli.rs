@@ -43,6 +43,10 @@ pub struct QueryArgs {
     /// Requests a token may burst above its sustained rate.
     #[arg(long, env = "RELEASE_PILOT_QUERY_RATE_BURST", default_value = "1000")]
     rate_burst: std::num::NonZeroU32,
+    /// Seconds between full verifications of the ledger (exported as
+    /// `ledger_chain_valid`); 0 turns it off. Needs the public key.
+    #[arg(long, env = "RELEASE_PILOT_VERIFY_EVERY", default_value_t = 600)]
+    verify_every: u64,
     /// Origins browsers may call from (comma-separated); none by default.
     #[arg(long, env = "RELEASE_PILOT_CORS_ORIGINS", value_delimiter = ',')]
     cors_origin: Vec<String>,
@@ -87,14 +91,27 @@ pub fn query_api(args: QueryArgs) -> ExitCode {
             public_key: key,
             ..QueryConfig::default()
         };
-        let app = App::build(args.listen, QueryState::new(pool, config))
+        let state = QueryState::new(pool, config);
+        let (stop, mut shutdown) = watch::channel(false);
+        tokio::spawn(release_pilot_query_api::gauges::watch(
+            state.clone(),
+            std::time::Duration::from_secs(60),
+            shutdown.clone(),
+        ));
+        if args.verify_every > 0 {
+            tokio::spawn(release_pilot_query_api::gauges::watch_chain(
+                state.clone(),
+                std::time::Duration::from_secs(args.verify_every),
+                shutdown.clone(),
+            ));
+        }
+        let app = App::build(args.listen, state)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         println!(
             "query API listening on http://{}",
             app.local_addr().map_err(|e| e.to_string())?
         );
-        let (stop, mut shutdown) = watch::channel(false);
         tokio::spawn(shutdown_signal(stop));
         app.run(async move {
             let _ = shutdown.wait_for(|stopped| *stopped).await;

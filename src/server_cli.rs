@@ -185,7 +185,13 @@ pub fn command_service(args: ServeArgs) -> ExitCode {
             cors_origins: args.cors_origin.clone(),
             ..CommandConfig::default()
         };
-        let app = App::build(args.listen, AppState::new(pool, config))
+        let state = AppState::new(pool.clone(), config);
+        tokio::spawn(state.metrics.clone().watch(
+            pool,
+            std::time::Duration::from_secs(1),
+            shutdown.clone(),
+        ));
+        let app = App::build(args.listen, state)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         println!(

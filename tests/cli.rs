@@ -303,11 +303,10 @@ fn verify_checks_an_export_file_offline_and_names_a_tampered_position() {
             .await
             .expect("plan")
             .expect("a checkpoint covers the ledger");
-        let lines: Vec<String> =
-            release_pilot_ledger::export::lines(db.pool.clone(), &manifest, 7)
-                .try_collect()
-                .await
-                .expect("lines");
+        let lines: Vec<String> = release_pilot_ledger::export::lines(db.pool.clone(), &manifest, 7)
+            .try_collect()
+            .await
+            .expect("lines");
         let head = serde_json::to_string(&release_pilot_ledger::export::ManifestLine { manifest })
             .expect("manifest");
         format!("{head}\n{}", lines.concat())

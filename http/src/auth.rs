@@ -301,7 +301,7 @@ pub async fn authenticate(
     // waiting, never the work. Cancelling a future in the middle of a database
     // transaction can return its connection to the pool still inside that transaction,
     // where the next user's writes would silently join it.
-    let work = tokio::spawn(next.run(request));
+    let work = tokio::spawn(tracing::Instrument::in_current_span(next.run(request)));
     let timeout = state.request_timeout;
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(response)) => Ok(response),

@@ -56,7 +56,21 @@ async fn log_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let span = tracing::info_span!("request", %method, %path, %traceparent);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %path,
+        %traceparent,
+        trace_id = tracing::field::Empty
+    );
+    // The request continues the caller's trace (or starts one when spans are exported).
+    release_pilot_ledger::telemetry::continue_trace(
+        &span,
+        (!traceparent.is_empty()).then_some(traceparent.as_str()),
+    );
+    if let Some(id) = release_pilot_ledger::telemetry::trace_id(&span) {
+        span.record("trace_id", id);
+    }
     let started = std::time::Instant::now();
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let status = response.status().as_u16();

@@ -89,3 +89,70 @@ pub fn encode(registry: &Registry) -> String {
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of a connection pool gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `idle` or `in_use`.
+    pub state: String,
+}
+
+/// The database connection pool's use: `db_pool_connections{state}` and
+/// `db_pool_max_connections`.
+#[derive(Debug, Clone, Default)]
+pub struct PoolGauges {
+    connections: Family<PoolLabels, prometheus_client::metrics::gauge::Gauge>,
+    max: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl PoolGauges {
+    /// The gauges, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let gauges = Self::default();
+        registry.register(
+            "db_pool_connections",
+            "Database connections of this process, by state",
+            gauges.connections.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "The most database connections this process opens",
+            gauges.max.clone(),
+        );
+        gauges
+    }
+
+    /// Samples `pool` now.
+    pub fn observe(&self, pool: &sqlx::PgPool) {
+        let size = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+        self.connections
+            .get_or_create(&PoolLabels {
+                state: "idle".to_owned(),
+            })
+            .set(idle);
+        self.connections
+            .get_or_create(&PoolLabels {
+                state: "in_use".to_owned(),
+            })
+            .set((size - idle).max(0));
+        self.max
+            .set(i64::from(pool.options().get_max_connections()));
+    }
+
+    /// Samples `pool` every `every` until `shutdown` turns true.
+    pub async fn watch(
+        self,
+        pool: sqlx::PgPool,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        while !*shutdown.borrow() {
+            self.observe(&pool);
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

@@ -21,6 +21,7 @@ pub mod relay;
 pub mod sealer;
 pub mod signing;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;

@@ -178,8 +178,14 @@ impl Relay {
                 .expected_last_sequence(expected)
                 .header(POSITION_HEADER, position.as_str())
                 .header(HASH_HEADER, hex::encode(hash).as_str());
-            if let Some(traceparent) = entry.metadata.get("traceparent").and_then(|v| v.as_str()) {
-                message = message.header("traceparent", traceparent);
+            // The publish continues the command's trace and hands it on to consumers.
+            let recorded = entry.metadata.get("traceparent").and_then(|v| v.as_str());
+            let span = tracing::info_span!("relay.publish", position = entry.position, %subject);
+            crate::telemetry::continue_trace(&span, recorded);
+            if let Some(traceparent) =
+                crate::telemetry::traceparent(&span).or_else(|| recorded.map(str::to_owned))
+            {
+                message = message.header("traceparent", traceparent.as_str());
             }
             if let Some((subject, decision)) = self.decision(entry) {
                 // Acknowledged before the entry itself, so it is never lost behind it.
@@ -193,11 +199,12 @@ impl Relay {
                     .await
                     .map_err(nats)?;
             }
-            let ack = self
-                .jetstream
-                .send_publish(subject, message)
-                .await
-                .map_err(nats)?;
+            let ack = tracing::Instrument::instrument(
+                self.jetstream.send_publish(subject, message),
+                span,
+            )
+            .await
+            .map_err(nats)?;
             acks.push(ack);
         }
         for ack in acks {

@@ -202,7 +202,18 @@ impl<P: Projection> Projector<P> {
                 // A gap means the feed skipped something: never apply past it.
                 break;
             }
-            match self.projection.apply(&mut tx, entry).await {
+            // Each apply continues the trace of the command that recorded the entry.
+            let span = tracing::info_span!(
+                "projection.apply",
+                projection = name,
+                position = entry.position
+            );
+            release_pilot_ledger::telemetry::continue_trace(
+                &span,
+                entry.meta("traceparent").as_deref(),
+            );
+            match tracing::Instrument::instrument(self.projection.apply(&mut tx, entry), span).await
+            {
                 Ok(()) => {
                     last = entry.position;
                     applied += 1;

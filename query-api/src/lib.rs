@@ -7,6 +7,7 @@
 //! exports and the exceptions report need the auditor or admin role.
 
 pub mod dora;
+pub mod gauges;
 pub mod openapi;
 pub mod params;
 pub mod routes;

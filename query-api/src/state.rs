@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use release_pilot_http::auth::{Gate, TokenStore};
-use release_pilot_http::metrics::HttpMetrics;
+use release_pilot_http::metrics::{HttpMetrics, PoolGauges};
 use release_pilot_ledger::VerifyingKey;
 use sqlx::PgPool;
 
@@ -43,6 +43,12 @@ pub struct QueryMetrics {
     registry: Registry,
     /// Requests answered and their durations.
     pub http: HttpMetrics,
+    /// The connection pool's use.
+    pub pool: PoolGauges,
+    /// DORA metrics per service, for Prometheus.
+    pub dora: crate::gauges::DoraGauges,
+    /// The ledger's verified integrity.
+    pub chain: crate::gauges::ChainGauges,
 }
 
 impl QueryMetrics {
@@ -70,6 +76,9 @@ impl QueryState {
     pub fn new(pool: PgPool, config: QueryConfig) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
+        let pool_gauges = PoolGauges::register(&mut registry);
+        let dora = crate::gauges::DoraGauges::register(&mut registry);
+        let chain = crate::gauges::ChainGauges::register(&mut registry);
         Self {
             gate: Gate::new(
                 TokenStore::new(pool.clone()),
@@ -79,7 +88,13 @@ impl QueryState {
             ),
             pool,
             config: Arc::new(config),
-            metrics: Arc::new(QueryMetrics { registry, http }),
+            metrics: Arc::new(QueryMetrics {
+                registry,
+                http,
+                pool: pool_gauges,
+                dora,
+                chain,
+            }),
         }
     }
 }

@@ -62,9 +62,20 @@ where
         correlation_id: Uuid::now_v7(),
         causation_id: None,
         idempotency_key: request.idempotency_key.clone(),
-        traceparent: request.traceparent.clone(),
+        // The request span's own context when traces are exported, so the events
+        // continue this trace; otherwise what the caller sent.
+        traceparent: release_pilot_ledger::telemetry::traceparent(&tracing::Span::current())
+            .or_else(|| request.traceparent.clone()),
     };
     let result = state.store.execute::<A>(id, command, &metadata).await;
+    if let Ok(executed) = &result {
+        let types: Vec<String> = executed
+            .events
+            .iter()
+            .map(cqrs_es::DomainEvent::event_type)
+            .collect();
+        state.metrics.appended(A::TYPE, id, &types);
+    }
     let outcome = match &result {
         Ok(_) => "accepted".to_owned(),
         Err(error) => crate::error::code_of(error).to_owned(),
