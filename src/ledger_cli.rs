@@ -184,3 +184,97 @@ fn verify_file(file: &std::path::Path, args: &VerifyArgs) -> ExitCode {
         }
     }
 }
+
+/// Arguments of `export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Entries recorded at or after (RFC 3339 or YYYY-MM-DD; default: the beginning).
+    #[arg(long)]
+    from: Option<String>,
+    /// Entries recorded before (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| format!("{text:?} is not a time: use RFC 3339 or YYYY-MM-DD"))
+}
+
+/// Writes a signed audit export (JSON Lines) of a period, as `/v1/audit/export` serves it.
+pub fn export(args: ExportArgs) -> ExitCode {
+    use futures::TryStreamExt;
+    use std::io::Write;
+    let result = (|| -> Result<(), String> {
+        let from = args.from.as_deref().map(parse_time).transpose()?;
+        let to = args.to.as_deref().map(parse_time).transpose()?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                return Err("--from must be before --to".to_owned());
+            }
+        }
+        let url = args.database.url()?.to_owned();
+        let mut out: Box<dyn Write> = match &args.output {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        runtime()?.block_on(async {
+            let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
+            let manifest = match release_pilot_ledger::export::plan(&pool, from, to)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Ok(manifest) => manifest,
+                Err(release_pilot_ledger::export::PlanProblem::Empty) => {
+                    return Err("no ledger entry was recorded in that period".to_owned())
+                }
+                Err(release_pilot_ledger::export::PlanProblem::NotYetSigned { position }) => {
+                    return Err(format!(
+                        "position {position} is not covered by a signed checkpoint yet; retry when the sealer has signed one"
+                    ))
+                }
+            };
+            let head = serde_json::to_string(&release_pilot_ledger::export::ManifestLine {
+                manifest: manifest.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+            writeln!(out, "{head}").map_err(|e| e.to_string())?;
+            let mut lines = Box::pin(release_pilot_ledger::export::lines(pool, &manifest, 5000));
+            let mut written = 0_i64;
+            while let Some(chunk) = lines.try_next().await.map_err(|e| e.to_string())? {
+                out.write_all(chunk.as_bytes()).map_err(|e| e.to_string())?;
+                written += i64::try_from(chunk.lines().count()).unwrap_or(0);
+                if args.output.is_some() {
+                    eprint!("\rexported {written}/{} entries", manifest.entries);
+                }
+            }
+            out.flush().map_err(|e| e.to_string())?;
+            if args.output.is_some() {
+                eprintln!();
+            }
+            eprintln!(
+                "exported positions {}..={} ({} entries) ending at the signed checkpoint {}",
+                manifest.first_position,
+                manifest.last_position,
+                manifest.entries,
+                manifest.checkpoint.position
+            );
+            Ok(())
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

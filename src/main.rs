@@ -31,8 +31,8 @@ enum Action {
     Migrate(ledger_cli::DatabaseArgs),
     /// Verify the ledger's hash chain and signed checkpoints (database or export file).
     Verify(ledger_cli::VerifyArgs),
-    /// Export the audit trail as signed JSON Lines or CSV.
-    Export,
+    /// Export the audit trail of a period as signed JSON Lines (verify with `verify FILE`).
+    Export(ledger_cli::ExportArgs),
     /// Rebuild read models from ledger position 0 and swap them in while the projector runs.
     Replay(projector_cli::ReplayArgs),
     /// Seed a realistic 90-day history and print the DORA summary.
@@ -62,7 +62,7 @@ impl Action {
             Action::QueryApi(_) => "query-api",
             Action::Migrate(_) => "migrate",
             Action::Verify(_) => "verify",
-            Action::Export => "export",
+            Action::Export(_) => "export",
             Action::Replay(_) => "replay",
             Action::Demo => "demo",
             Action::NextVersion(_) => "next-version",
@@ -84,6 +84,7 @@ fn main() -> ExitCode {
         Action::Token(args) => server_cli::token(args),
         Action::Projector(args) => projector_cli::projector(args),
         Action::Replay(args) => projector_cli::replay(args),
+        Action::Export(args) => ledger_cli::export(args),
         Action::QueryApi(args) => query_cli::query_api(args),
         other => not_yet_available(&other),
     };

@@ -105,7 +105,7 @@ fn next_version_exits_2_on_bad_input() {
 
 #[test]
 fn subcommands_that_have_not_landed_say_so_and_exit_2() {
-    for subcommand in ["serve", "demo", "export"] {
+    for subcommand in ["serve", "demo"] {
         let output = release_pilot(&[subcommand], "");
         assert_eq!(output.status.code(), Some(2), "{subcommand}");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -347,6 +347,24 @@ fn verify_checks_an_export_file_offline_and_names_a_tampered_position() {
 
     let output = run("missing.jsonl");
     assert_eq!(output.status.code(), Some(2), "{output:?}");
+
+    // `release-pilot export` writes the same export, which verifies.
+    let file = dir.path().join("cli.jsonl").display().to_string();
+    let output = release_pilot_with(
+        &["export", "--output", &file],
+        "",
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("export"), export);
+    assert!(run("cli.jsonl").status.success());
+    let output = release_pilot_with(
+        &["export", "--from", "2099-01-01"],
+        "",
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no ledger entry"));
 }
 
 #[test]
