@@ -13,12 +13,11 @@ struct Cli {
     command: Action,
 }
 
-/// Every subcommand the product offers. Those whose issue has not landed yet say so and
-/// exit with status 2; none pretends to work.
+/// Every subcommand the product offers.
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// Run the whole product in one process (embedded SQLite when no DATABASE_URL).
-    Serve,
+    /// Run the whole product in one process: command API, sealer, relay, projector, query API.
+    Serve(stack::ServeAllArgs),
     /// Run the command (write) API with the ledger sealer and, with NATS_URL, the relay.
     CommandService(server_cli::ServeArgs),
     /// Create, list or revoke API tokens.
@@ -35,27 +34,48 @@ enum Action {
     Export(ledger_cli::ExportArgs),
     /// Rebuild read models from ledger position 0 and swap them in while the projector runs.
     Replay(projector_cli::ReplayArgs),
-    /// Seed a realistic 90-day history and print the DORA summary.
-    Demo,
+    /// Run everything, seed a realistic 90-day history through the API, print the DORA summary.
+    Demo(demo_cli::DemoArgs),
     /// Compute the next version and changelog from conventional commit messages.
     ///
     /// Reads one commit message per record from standard input, records separated by a
     /// line holding only `---`. Works today, with no server: it runs the same rule the
     /// ledger applies when a release is created without a version.
     NextVersion(next_version::Args),
+    /// CI client: create a release from git commits.
+    Release(client_cli::ReleaseArgs),
+    /// CI client: record a quality gate (JUnit XML reports).
+    Gate(client_cli::GateArgs),
+    /// CI client: approve (or reject) a release for an environment.
+    Approve(client_cli::ApproveArgs),
+    /// CI client: start, advance, sample, complete or fail a deployment.
+    Deploy(client_cli::DeployArgs),
+    /// CI client: start or complete a rollback.
+    Rollback(client_cli::RollbackArgs),
+    /// CI client: open or resolve an incident.
+    Incident(client_cli::IncidentArgs),
+    /// CI client: would a deployment be cleared? Exit 0 allowed, 1 refused, 2 error.
+    CanDeploy(client_cli::CanDeployArgs),
+    /// CI client: the five DORA metrics.
+    Dora(client_cli::DoraArgs),
+    /// CI client: download a signed audit export.
+    Audit(client_cli::AuditArgs),
 }
 
+mod client_cli;
+mod demo_cli;
 mod ledger_cli;
 mod next_version;
 mod projector_cli;
 mod query_cli;
 mod server_cli;
+mod stack;
 
 impl Action {
     /// The subcommand's name as typed.
     fn name(&self) -> &'static str {
         match self {
-            Action::Serve => "serve",
+            Action::Serve(_) => "serve",
             Action::CommandService(_) => "command-service",
             Action::Token(_) => "token",
             Action::Projector(_) => "projector",
@@ -64,8 +84,17 @@ impl Action {
             Action::Verify(_) => "verify",
             Action::Export(_) => "export",
             Action::Replay(_) => "replay",
-            Action::Demo => "demo",
+            Action::Demo(_) => "demo",
             Action::NextVersion(_) => "next-version",
+            Action::Release(_) => "release",
+            Action::Gate(_) => "gate",
+            Action::Approve(_) => "approve",
+            Action::Deploy(_) => "deploy",
+            Action::Rollback(_) => "rollback",
+            Action::Incident(_) => "incident",
+            Action::CanDeploy(_) => "can-deploy",
+            Action::Dora(_) => "dora",
+            Action::Audit(_) => "audit",
         }
     }
 }
@@ -74,8 +103,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr (RUST_LOG filters, RELEASE_PILOT_LOG_FORMAT=json for JSON); traces
     // go to OTEL_EXPORTER_OTLP_ENDPOINT when set. Flushed when the subcommand returns.
-    let telemetry =
-        release_pilot_ledger::telemetry::init(&format!("release-pilot-{}", cli.command.name()));
+    // The demo and the CI client print for people; their logs stay quiet unless asked.
+    let quiet = matches!(
+        cli.command,
+        Action::Demo(_)
+            | Action::Release(_)
+            | Action::Gate(_)
+            | Action::Approve(_)
+            | Action::Deploy(_)
+            | Action::Rollback(_)
+            | Action::Incident(_)
+            | Action::CanDeploy(_)
+            | Action::Dora(_)
+            | Action::Audit(_)
+    );
+    let telemetry = release_pilot_ledger::telemetry::init_with_filter(
+        &format!("release-pilot-{}", cli.command.name()),
+        if quiet { "warn" } else { "info" },
+    );
     let code = match cli.command {
         Action::NextVersion(args) => next_version::run(args),
         Action::Migrate(args) => ledger_cli::migrate(args),
@@ -85,18 +130,19 @@ fn main() -> ExitCode {
         Action::Projector(args) => projector_cli::projector(args),
         Action::Replay(args) => projector_cli::replay(args),
         Action::Export(args) => ledger_cli::export(args),
+        Action::Serve(args) => stack::serve_all(args),
+        Action::Demo(args) => demo_cli::demo(args),
+        Action::Release(args) => client_cli::release(args),
+        Action::Gate(args) => client_cli::gate(args),
+        Action::Approve(args) => client_cli::approve(args),
+        Action::Deploy(args) => client_cli::deploy(args),
+        Action::Rollback(args) => client_cli::rollback(args),
+        Action::Incident(args) => client_cli::incident(args),
+        Action::CanDeploy(args) => client_cli::can_deploy(args),
+        Action::Dora(args) => client_cli::dora(args),
+        Action::Audit(args) => client_cli::audit(args),
         Action::QueryApi(args) => query_cli::query_api(args),
-        other => not_yet_available(&other),
     };
     drop(telemetry);
     code
-}
-
-/// The honest answer of a subcommand whose implementation has not landed.
-fn not_yet_available(command: &Action) -> ExitCode {
-    eprintln!(
-        "release-pilot: `{}` is not yet available in this build",
-        command.name()
-    );
-    ExitCode::from(2)
 }

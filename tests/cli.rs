@@ -104,13 +104,14 @@ fn next_version_exits_2_on_bad_input() {
 }
 
 #[test]
-fn subcommands_that_have_not_landed_say_so_and_exit_2() {
+fn serve_and_demo_without_a_database_say_the_embedded_mode_is_not_available() {
     for subcommand in ["serve", "demo"] {
         let output = release_pilot(&[subcommand], "");
         assert_eq!(output.status.code(), Some(2), "{subcommand}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains("not yet available"),
+            stderr.contains("embedded SQLite database is not yet available")
+                && stderr.contains("DATABASE_URL"),
             "{subcommand}: {stderr}"
         );
     }
@@ -404,4 +405,39 @@ fn the_query_api_serves_until_sigterm() {
         .expect("kill runs");
     assert!(status.success());
     assert!(child.wait().expect("exits").success());
+}
+
+#[test]
+fn demo_seeds_a_history_through_the_api_and_prints_the_dora_summary() {
+    let (_runtime, db, _keys) = sealed_database(0);
+    let home = tempfile::tempdir().expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_release-pilot"))
+        .args([
+            "demo",
+            "--exit",
+            "--days",
+            "14",
+            "--services",
+            "checkout,search",
+            "--listen",
+            "127.0.0.1:0",
+            "--query-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(home.path())
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RELEASE_PILOT_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("demo runs");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("seeded 14 days:"), "{stdout}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("checkout ") || l.starts_with("search "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(stdout.contains("where to look next"), "{stdout}");
+    assert!(stdout.contains("/v1/dora?service=checkout"), "{stdout}");
 }

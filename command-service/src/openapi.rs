@@ -86,7 +86,7 @@ pub enum Problems {
     info(title = "Release Pilot command API", description = "Commands that CI systems, approvers and operators send to the release ledger. Errors are RFC 7807 problem+json with a stable `code`."),
     paths(
         releases::create, releases::record_gate, releases::bypass_gate, releases::request_approval,
-        releases::decide, releases::approve_hotfix, releases::withdraw,
+        releases::decide, releases::approve_hotfix, releases::withdraw, releases::clearance,
         deployments::start, deployments::canary, deployments::health, deployments::switch_traffic,
         deployments::complete, deployments::fail, deployments::rollback, deployments::rollback_complete,
         incidents::open, incidents::resolve,

@@ -54,7 +54,7 @@ impl Default for SealerConfig {
         Self {
             batch_size: 2000,
             checkpoint_every: 10_000,
-            checkpoint_interval: Duration::from_secs(60),
+            checkpoint_interval: Duration::from_secs(5),
             poll_interval: Duration::from_millis(10),
         }
     }

@@ -86,6 +86,11 @@ pub fn provider(service: &str, endpoint: &str) -> Result<SdkTracerProvider, Stri
 /// Installs logging (and trace export when configured) for the process `service`.
 /// `RUST_LOG` filters (default `info`); logs go to stderr.
 pub fn init(service: &str) -> Telemetry {
+    init_with_filter(service, "info")
+}
+
+/// As [`init`], with `default_filter` when `RUST_LOG` is not set.
+pub fn init_with_filter(service: &str, default_filter: &str) -> Telemetry {
     let provider = match configured_endpoint() {
         Some(endpoint) => match provider(service, &endpoint) {
             Ok(provider) => Some(provider),
@@ -96,15 +101,23 @@ pub fn init(service: &str) -> Telemetry {
         },
         None => None,
     };
-    install(service, provider)
+    install_with_filter(service, provider, default_filter)
 }
 
 /// Installs logging and, with `provider`, trace export (the global subscriber can be set
 /// once per process; later calls only keep the provider).
 pub fn install(service: &str, provider: Option<SdkTracerProvider>) -> Telemetry {
+    install_with_filter(service, provider, "info")
+}
+
+fn install_with_filter(
+    service: &str,
+    provider: Option<SdkTracerProvider>,
+    default_filter: &str,
+) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_owned())));

@@ -74,7 +74,18 @@ pub struct QueryState {
 impl QueryState {
     /// State over `pool`.
     pub fn new(pool: PgPool, config: QueryConfig) -> Self {
+        Self::with_more_metrics(pool, config, |_| {})
+    }
+
+    /// State over `pool` whose `/metrics` also serves what `more` registers (when one
+    /// process runs the query API beside other components, such as the projector).
+    pub fn with_more_metrics(
+        pool: PgPool,
+        config: QueryConfig,
+        more: impl FnOnce(&mut Registry),
+    ) -> Self {
         let mut registry = Registry::default();
+        more(&mut registry);
         let http = HttpMetrics::register(&mut registry);
         let pool_gauges = PoolGauges::register(&mut registry);
         let dora = crate::gauges::DoraGauges::register(&mut registry);

@@ -56,7 +56,80 @@ pub fn router() -> Router<AppState> {
     let commanders = Router::new()
         .route("/v1/releases/{id}/hotfix-approvals", post(approve_hotfix))
         .route_layer(allow(&[Role::IncidentCommander, Role::Admin]));
-    pipelines.merge(approvers).merge(commanders)
+    // Asking whether a deployment would be cleared changes nothing: every role may.
+    let anyone = Router::new().route("/v1/releases/{id}/clearance", axum::routing::get(clearance));
+    pipelines.merge(approvers).merge(commanders).merge(anyone)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClearanceParams {
+    /// The environment to deploy to.
+    #[param(value_type = String)]
+    environment: EnvironmentName,
+    /// The strategy (default `standard`).
+    #[param(value_type = Option<String>)]
+    strategy: Option<release_pilot_domain::environment::Strategy>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/releases/{id}/clearance",
+    tag = "releases",
+    summary = "Would a deployment of this release to an environment be cleared now? Appends nothing.",
+    params(("id" = String, Path), ClearanceParams),
+    responses(
+        (status = 200, description = "`allowed`, and every refusal with its code when not", body = Object),
+        crate::openapi::Problems,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn clearance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<ClearanceParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(params) =
+        query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let id = release_id(&id)?;
+    let (release, _) = state.store.load::<Release>(&id.to_string()).await?;
+    let facts = release.facts_for(&params.environment)?;
+    let policy = policy_for(&state, &params.environment).await?;
+    let stream = format!("{}/{}", facts.service, params.environment);
+    let (environment, _) = state
+        .store
+        .load::<release_pilot_domain::environment::Environment>(&stream)
+        .await?;
+    let strategy = params
+        .strategy
+        .unwrap_or(release_pilot_domain::environment::Strategy::Standard);
+    let decision = release_pilot_domain::clearance::clear_deployment(
+        &policy,
+        &facts,
+        strategy,
+        Utc::now(),
+        environment.freeze.as_deref(),
+    );
+    let body = match decision {
+        Ok(clearance) => {
+            json!({"allowed": true, "release_id": id, "environment": params.environment,
+                                "policy_version": policy.version, "clearance": clearance})
+        }
+        Err(DomainError::DeploymentRefused(refusals)) => {
+            let refusals: Vec<serde_json::Value> = refusals
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["detail"] = json!(r.to_string());
+                    v
+                })
+                .collect();
+            json!({"allowed": false, "release_id": id, "environment": params.environment,
+                   "policy_version": policy.version, "refusals": refusals})
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(axum::Json(body))
 }
 
 fn release_id(text: &str) -> Result<ReleaseId, ApiError> {
