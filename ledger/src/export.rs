@@ -332,6 +332,42 @@ pub async fn plan(
     }))
 }
 
+/// One export line written straight from a row: strings escaped, payload and metadata
+/// copied as the JSON text PostgreSQL stored (`json` columns keep it; a text with a line
+/// break goes through the parser so the line stays one line).
+fn line_from_row(row: &sqlx::postgres::PgRow) -> Result<String, crate::LedgerError> {
+    use sqlx::Row;
+    let text = |column: &str| -> Result<String, crate::LedgerError> { Ok(row.try_get(column)?) };
+    let quoted = |value: String| -> Result<String, crate::LedgerError> {
+        serde_json::to_string(&value)
+            .map_err(|e| crate::LedgerError::Corrupt(format!("an entry cannot be written: {e}")))
+    };
+    let raw_json = |column: &str| -> Result<String, crate::LedgerError> {
+        let raw = text(column)?;
+        if !raw.contains(['\n', '\r']) {
+            return Ok(raw);
+        }
+        let value: serde_json::Value = serde_json::from_str(&raw)
+            .map_err(|e| crate::LedgerError::Corrupt(format!("{column} is not JSON: {e}")))?;
+        Ok(value.to_string())
+    };
+    let position: i64 = row.try_get("position")?;
+    let sequence: i64 = row.try_get("sequence")?;
+    let hash: Vec<u8> = row.try_get("hash")?;
+    let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+    Ok(format!(
+        "{{\"entry\":{{\"position\":{position},\"aggregate_type\":{},\"aggregate_id\":{},\"sequence\":{sequence},\"event_type\":{},\"event_version\":{},\"payload\":{},\"metadata\":{},\"recorded_at\":\"{}\"}},\"hash\":\"{}\"}}\n",
+        quoted(text("aggregate_type")?)?,
+        quoted(text("aggregate_id")?)?,
+        quoted(text("event_type")?)?,
+        quoted(text("event_version")?)?,
+        raw_json("payload")?,
+        raw_json("metadata")?,
+        crate::entry::format_recorded_at(recorded_at),
+        hex::encode(hash),
+    ))
+}
+
 /// The entry lines of `manifest`, in chunks of up to `batch` lines (each ending in a
 /// newline), read as they are sent.
 pub fn lines(
@@ -340,27 +376,30 @@ pub fn lines(
     batch: i64,
 ) -> impl futures::Stream<Item = Result<String, crate::LedgerError>> + Send + 'static {
     let last = manifest.last_position;
+    let sql = format!(
+        "SELECT l.position, l.hash, {} FROM ledger l JOIN events e ON e.global_position = l.global_position \
+         WHERE l.position > $1 AND l.position <= $2 ORDER BY l.position",
+        crate::db::ENTRY_COLUMNS
+    );
     futures::stream::try_unfold(manifest.first_position - 1, move |after| {
-        let pool = pool.clone();
+        let (pool, sql) = (pool.clone(), sql.clone());
         async move {
             if after >= last {
                 return Ok(None);
             }
-            let entries = crate::db::entries_after(&pool, after, batch.min(last - after)).await?;
-            let Some((entry, _)) = entries.last() else {
+            let rows = sqlx::query(&sql)
+                .bind(after)
+                .bind((after + batch).min(last))
+                .fetch_all(&pool)
+                .await?;
+            let mut chunk = String::with_capacity(rows.len() * 700);
+            let mut next = after;
+            for row in &rows {
+                chunk.push_str(&line_from_row(row)?);
+                next += 1;
+            }
+            if rows.is_empty() {
                 return Ok(None);
-            };
-            let next = entry.position;
-            let mut chunk = String::new();
-            for (entry, hash) in entries {
-                let line = ExportLine {
-                    entry,
-                    hash: hex::encode(hash),
-                };
-                chunk.push_str(&serde_json::to_string(&line).map_err(|e| {
-                    crate::LedgerError::Corrupt(format!("an entry cannot be written: {e}"))
-                })?);
-                chunk.push('\n');
             }
             Ok(Some((chunk, next)))
         }

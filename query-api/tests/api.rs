@@ -501,11 +501,25 @@ async fn exceptions_show_the_hotfix_lane_and_its_overdue_approvals_to_auditors_o
     assert_eq!(lane.len(), 1);
     assert_eq!(lane[0]["deployment_id"], ids.d4.as_str());
     assert_eq!(lane[0]["detail"]["hotfix_approved_by"], "ivy@example.com");
-    let overdue = of_kind("retroactive_approval_overdue");
+    assert!(of_kind("retroactive_approval_overdue").is_empty());
+    let overdue = report["overdue"].as_array().expect("overdue");
     assert_eq!(overdue.len(), 1);
     assert_eq!(overdue[0]["detail"]["state"], "still_missing");
     assert_eq!(overdue[0]["detail"]["due"], "2026-03-06T08:00:00Z");
 
+    // Recorded exceptions page by position.
+    let (_, page) = s.get(&s.auditor, "/v1/exceptions?limit=1").await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    let next = page["next"].as_i64().expect("a next page");
+    let (_, rest) = s
+        .get(&s.auditor, &format!("/v1/exceptions?limit=1&after={next}"))
+        .await;
+    assert!(
+        rest["items"][0]["position"]
+            .as_i64()
+            .is_some_and(|p| p > next)
+            || rest["items"].as_array().is_some_and(Vec::is_empty)
+    );
     let (status, problem) = s.get(&s.auditor, "/v1/exceptions?kind=nope").await;
     assert_eq!(
         (status, problem["code"].as_str()),

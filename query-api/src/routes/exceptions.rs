@@ -75,6 +75,10 @@ pub(crate) struct ExceptionParams {
     kind: Option<String>,
     /// Only this service.
     service: Option<String>,
+    /// Only exceptions recorded after this ledger position (the previous page's `next`).
+    after: Option<i64>,
+    /// Page size (1–1000, default 100).
+    limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/exceptions", tag = "audit", params(ExceptionParams),
@@ -94,20 +98,33 @@ pub(crate) async fn report(
             ));
         }
     }
+    let limit = crate::params::limit(p.limit)?;
+    if p.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "after must be a position, 0 or more",
+        ));
+    }
     let now = Utc::now();
     let rows: Vec<ExceptionRow> = sqlx::query_as(
             "SELECT position, kind, service, environment, release_id, deployment_id, actor, at, detail FROM rm_exceptions \
              WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2) \
                AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR service = $4) \
-             ORDER BY at, position",
+               AND position > $5 ORDER BY position, kind LIMIT $6",
         )
         .bind(p.from.map(|t| t.0))
         .bind(p.to.map(|t| t.0))
         .bind(&p.kind)
         .bind(&p.service)
+        .bind(p.after.unwrap_or(0))
+        .bind(limit)
         .fetch_all(&state.pool)
         .await?;
-    let mut items: Vec<Value> = rows.into_iter().map(|row| json!(row)).collect();
+    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
+        .then(|| rows.last().map(|r| r.position))
+        .flatten();
+    let items: Vec<Value> = rows.into_iter().map(|row| json!(row)).collect();
+    let mut overdue_items = Vec::new();
     if p.kind
         .as_deref()
         .is_none_or(|k| k == "retroactive_approval_overdue")
@@ -132,7 +149,7 @@ pub(crate) async fn report(
             } else {
                 "still_missing"
             };
-            items.push(json!({
+            overdue_items.push(json!({
                 "kind": "retroactive_approval_overdue", "service": h.service, "environment": h.environment,
                 "release_id": h.release_id, "deployment_id": h.deployment_id, "at": h.due,
                 "detail": {"hotfix_started_at": h.started_at, "due": h.due, "approvals_required": h.approvals_required,
@@ -140,5 +157,10 @@ pub(crate) async fn report(
             }));
         }
     }
-    Ok(Json(json!({"as_of": now, "items": items})))
+    Ok(Json(json!({
+        "as_of": now,
+        "items": items,
+        "next": next,
+        "overdue": overdue_items,
+    })))
 }
