@@ -4,7 +4,7 @@
 use release_pilot_ledger::entry::Entry;
 use sqlx::PgConnection;
 
-use crate::runner::{EntryExt, Projection, ProjectionError};
+use crate::runner::{BatchError, EntryExt, Projection, ProjectionError};
 
 /// The audit index projection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,21 +20,50 @@ impl Projection for AuditIndex {
     }
 
     async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
-        let recorded_at = entry.recorded()?;
-        let text = |key: &str| entry.meta(key);
+        self.apply_batch(tx, std::slice::from_ref(entry))
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// One multi-row insert for the whole batch.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        entries: &[Entry],
+    ) -> Result<(), BatchError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut positions = Vec::with_capacity(entries.len());
+        let mut recorded = Vec::with_capacity(entries.len());
+        let mut actors = Vec::with_capacity(entries.len());
+        let mut commands = Vec::with_capacity(entries.len());
+        let mut types = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut events = Vec::with_capacity(entries.len());
+        for entry in entries {
+            recorded.push(entry.recorded().map_err(|e| BatchError::at(entry, e))?);
+            positions.push(entry.position);
+            actors.push(entry.meta("actor"));
+            commands.push(entry.meta("command"));
+            types.push(entry.aggregate_type.as_str());
+            ids.push(entry.aggregate_id.as_str());
+            events.push(entry.event_type.as_str());
+        }
         sqlx::query(
             "INSERT INTO rm_audit_index (position, recorded_at, actor, command, aggregate_type, aggregate_id, event_type) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
         )
-        .bind(entry.position)
-        .bind(recorded_at)
-        .bind(text("actor"))
-        .bind(text("command"))
-        .bind(&entry.aggregate_type)
-        .bind(&entry.aggregate_id)
-        .bind(&entry.event_type)
+        .bind(&positions)
+        .bind(&recorded)
+        .bind(&actors)
+        .bind(&commands)
+        .bind(&types)
+        .bind(&ids)
+        .bind(&events)
         .execute(tx)
-        .await?;
+        .await
+        .map_err(|e| BatchError::at(first, e.into()))?;
         Ok(())
     }
 }

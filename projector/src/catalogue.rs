@@ -8,7 +8,7 @@ use crate::dora_facts::DoraFacts;
 use crate::environment_history::EnvironmentHistory;
 use crate::exceptions::Exceptions;
 use crate::release_timeline::ReleaseTimeline;
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{BatchError, Projection, ProjectionError};
 use crate::traceability::Traceability;
 
 /// One of the read models.
@@ -76,6 +76,21 @@ impl Projection for AnyProjection {
             Self::Traceability => Traceability.apply(tx, entry).await,
             Self::DoraFacts => DoraFacts.apply(tx, entry).await,
             Self::Exceptions => Exceptions.apply(tx, entry).await,
+        }
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        entries: &[Entry],
+    ) -> Result<(), BatchError> {
+        match self {
+            Self::AuditIndex => AuditIndex.apply_batch(tx, entries).await,
+            Self::ReleaseTimeline => ReleaseTimeline.apply_batch(tx, entries).await,
+            Self::EnvironmentHistory => EnvironmentHistory.apply_batch(tx, entries).await,
+            Self::Traceability => Traceability.apply_batch(tx, entries).await,
+            Self::DoraFacts => DoraFacts.apply_batch(tx, entries).await,
+            Self::Exceptions => Exceptions.apply_batch(tx, entries).await,
         }
     }
 }

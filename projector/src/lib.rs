@@ -22,4 +22,4 @@ pub mod replay;
 pub mod runner;
 pub mod traceability;
 
-pub use runner::{EntryExt, Projection, ProjectionError, Projector, RunError};
+pub use runner::{BatchError, EntryExt, Projection, ProjectionError, Projector, RunError};

@@ -64,6 +64,43 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         entry: &'a Entry,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
+
+    /// Applies consecutive entries inside the batch's transaction: one at a time unless
+    /// the projection writes a batch with fewer statements. Whatever it does must leave
+    /// the same rows as applying them one by one (the rebuild tests compare).
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        entries: &'a [Entry],
+    ) -> impl Future<Output = Result<(), BatchError>> + Send + 'a {
+        async move {
+            for entry in entries {
+                self.apply(&mut *tx, entry)
+                    .await
+                    .map_err(|error| BatchError::at(entry, error))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An entry of a batch that could not be applied.
+#[derive(Debug)]
+pub struct BatchError {
+    /// Its position.
+    pub position: i64,
+    /// Why.
+    pub error: ProjectionError,
+}
+
+impl BatchError {
+    /// `error` while applying `entry`.
+    pub fn at(entry: &Entry, error: ProjectionError) -> Self {
+        Self {
+            position: entry.position,
+            error,
+        }
+    }
 }
 
 /// Runs one projection against the ledger.
@@ -195,42 +232,57 @@ impl<P: Projection> Projector<P> {
                 &fetched
             }
         };
-        let mut applied = 0;
-        let mut last = checkpoint;
-        for entry in entries.iter().filter(|e| e.position > checkpoint) {
-            if entry.position != last + 1 {
-                // A gap means the feed skipped something: never apply past it.
-                break;
-            }
-            // Each apply continues the trace of the command that recorded the entry.
-            let span = tracing::info_span!(
-                "projection.apply",
-                projection = name,
-                position = entry.position
-            );
-            release_pilot_ledger::telemetry::continue_trace(
-                &span,
-                entry.meta("traceparent").as_deref(),
-            );
-            match tracing::Instrument::instrument(self.projection.apply(&mut tx, entry), span).await
-            {
-                Ok(()) => {
-                    last = entry.position;
-                    applied += 1;
-                }
-                Err(ProjectionError::Poison(reason)) => {
-                    drop(tx);
-                    self.stop_at(entry.position, &reason).await?;
-                    tracing::error!(projection = name, position = entry.position, %reason, "projection stopped");
-                    return Err(RunError::Stopped {
-                        projection: name,
-                        position: entry.position,
-                        reason,
-                    });
-                }
-                Err(ProjectionError::Database(e)) => return Err(e.into()),
-            }
+        // The entries after the checkpoint, up to the first gap (a gap means the feed
+        // skipped something: never apply past it).
+        let start = entries
+            .iter()
+            .position(|e| e.position > checkpoint)
+            .unwrap_or(entries.len());
+        let mut end = start;
+        while end < entries.len() && entries[end].position == checkpoint + 1 + (end - start) as i64
+        {
+            end += 1;
         }
+        let run = &entries[start..end];
+        // Each entry's apply continues the trace of the command that recorded it; the
+        // span covers the batch it is applied in.
+        let spans: Vec<tracing::Span> = run
+            .iter()
+            .filter_map(|entry| {
+                let traceparent = entry.meta("traceparent")?;
+                let span = tracing::info_span!(
+                    "projection.apply",
+                    projection = name,
+                    position = entry.position
+                );
+                release_pilot_ledger::telemetry::continue_trace(&span, Some(&traceparent));
+                Some(span)
+            })
+            .collect();
+        let outcome = self.projection.apply_batch(&mut tx, run).await;
+        drop(spans);
+        match outcome {
+            Ok(()) => {}
+            Err(BatchError {
+                position,
+                error: ProjectionError::Poison(reason),
+            }) => {
+                drop(tx);
+                self.stop_at(position, &reason).await?;
+                tracing::error!(projection = name, position, %reason, "projection stopped");
+                return Err(RunError::Stopped {
+                    projection: name,
+                    position,
+                    reason,
+                });
+            }
+            Err(BatchError {
+                error: ProjectionError::Database(e),
+                ..
+            }) => return Err(e.into()),
+        }
+        let applied = run.len();
+        let last = run.last().map_or(checkpoint, |e| e.position);
         if applied > 0 {
             sqlx::query(
                 "UPDATE projection_checkpoints SET position = $2, updated_at = clock_timestamp() WHERE projection = $1",

@@ -30,31 +30,33 @@ use release_pilot_ledger::entry::Entry;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
-use crate::runner::{label, EntryExt, Projection, ProjectionError};
+use crate::runner::{label, BatchError, EntryExt, Projection, ProjectionError};
 
 /// The traceability projection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Traceability;
 
-/// Writes nodes and edges for one entry.
-struct Graph<'a> {
-    tx: &'a mut PgConnection,
+/// The nodes and edges of a batch, merged in memory and written with two statements:
+/// a node's attributes merge in event order (later keys win, as `||` does), its
+/// `last_position` is the last event's; an edge keeps the position that first made it.
+#[derive(Default)]
+struct Graph {
     position: i64,
+    nodes: std::collections::BTreeMap<(String, String), (Value, i64)>,
+    edges: std::collections::BTreeMap<(String, String, String, String, String), i64>,
 }
 
-impl Graph<'_> {
+impl Graph {
     async fn node(&mut self, kind: &str, id: &str, attrs: Value) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "INSERT INTO rm_trace_nodes (kind, id, attrs, last_position) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (kind, id) DO UPDATE \
-             SET attrs = rm_trace_nodes.attrs || EXCLUDED.attrs, last_position = EXCLUDED.last_position",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(attrs)
-        .bind(self.position)
-        .execute(&mut *self.tx)
-        .await?;
+        let position = self.position;
+        let slot = self
+            .nodes
+            .entry((kind.to_owned(), id.to_owned()))
+            .or_insert_with(|| (json!({}), position));
+        if let (Value::Object(merged), Value::Object(new)) = (&mut slot.0, attrs) {
+            merged.extend(new);
+        }
+        slot.1 = position;
         Ok(())
     }
 
@@ -64,18 +66,65 @@ impl Graph<'_> {
         relation: &str,
         to: (&str, &str),
     ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "INSERT INTO rm_trace_edges (from_kind, from_id, relation, to_kind, to_id, position) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(from.0)
-        .bind(from.1)
-        .bind(relation)
-        .bind(to.0)
-        .bind(to.1)
-        .bind(self.position)
-        .execute(&mut *self.tx)
-        .await?;
+        let key = (
+            from.0.to_owned(),
+            from.1.to_owned(),
+            relation.to_owned(),
+            to.0.to_owned(),
+            to.1.to_owned(),
+        );
+        self.edges.entry(key).or_insert(self.position);
+        Ok(())
+    }
+
+    async fn flush(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.nodes.is_empty() {
+            let mut kinds = Vec::with_capacity(self.nodes.len());
+            let mut ids = Vec::with_capacity(self.nodes.len());
+            let mut attrs = Vec::with_capacity(self.nodes.len());
+            let mut positions = Vec::with_capacity(self.nodes.len());
+            for ((kind, id), (value, position)) in self.nodes {
+                kinds.push(kind);
+                ids.push(id);
+                attrs.push(value);
+                positions.push(position);
+            }
+            sqlx::query(
+                "INSERT INTO rm_trace_nodes (kind, id, attrs, last_position) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::int8[]) \
+                 ON CONFLICT (kind, id) DO UPDATE \
+                 SET attrs = rm_trace_nodes.attrs || EXCLUDED.attrs, last_position = EXCLUDED.last_position",
+            )
+            .bind(&kinds)
+            .bind(&ids)
+            .bind(&attrs)
+            .bind(&positions)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !self.edges.is_empty() {
+            let mut columns: [Vec<String>; 5] = Default::default();
+            let mut positions = Vec::with_capacity(self.edges.len());
+            for ((a, b, c, d, e), position) in self.edges {
+                for (column, value) in columns.iter_mut().zip([a, b, c, d, e]) {
+                    column.push(value);
+                }
+                positions.push(position);
+            }
+            sqlx::query(
+                "INSERT INTO rm_trace_edges (from_kind, from_id, relation, to_kind, to_id, position) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&columns[0])
+            .bind(&columns[1])
+            .bind(&columns[2])
+            .bind(&columns[3])
+            .bind(&columns[4])
+            .bind(&positions)
+            .execute(&mut *tx)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -90,23 +139,54 @@ impl Projection for Traceability {
     }
 
     async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
-        let mut graph = Graph {
-            tx,
-            position: entry.position,
+        self.apply_batch(tx, std::slice::from_ref(entry))
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// The batch's nodes and edges, merged in memory, in two statements.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        entries: &[Entry],
+    ) -> Result<(), BatchError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
         };
-        let id = entry.aggregate_id.as_str();
-        match entry.aggregate_type.as_str() {
-            "requirement" => requirement(&mut graph, id, entry.event()?).await,
-            "release" => release(&mut graph, id, entry.event()?).await,
-            "environment" => environment(&mut graph, id, entry.event()?).await,
-            "incident" => incident(&mut graph, id, entry.event()?).await,
-            _ => Ok(()),
+        let mut graph = Graph::default();
+        for entry in entries {
+            graph.position = entry.position;
+            let id = entry.aggregate_id.as_str();
+            let outcome = match entry.aggregate_type.as_str() {
+                "requirement" => match entry.event() {
+                    Ok(event) => requirement(&mut graph, id, event).await,
+                    Err(e) => Err(e),
+                },
+                "release" => match entry.event() {
+                    Ok(event) => release(&mut graph, id, event).await,
+                    Err(e) => Err(e),
+                },
+                "environment" => match entry.event() {
+                    Ok(event) => environment(&mut graph, id, event).await,
+                    Err(e) => Err(e),
+                },
+                "incident" => match entry.event() {
+                    Ok(event) => incident(&mut graph, id, event).await,
+                    Err(e) => Err(e),
+                },
+                _ => Ok(()),
+            };
+            outcome.map_err(|e| BatchError::at(entry, e))?;
         }
+        graph
+            .flush(tx)
+            .await
+            .map_err(|e| BatchError::at(first, e.into()))
     }
 }
 
 async fn requirement(
-    graph: &mut Graph<'_>,
+    graph: &mut Graph,
     id: &str,
     event: RequirementEvent,
 ) -> Result<(), ProjectionError> {
@@ -128,7 +208,7 @@ async fn requirement(
 }
 
 async fn release(
-    graph: &mut Graph<'_>,
+    graph: &mut Graph,
     release: &str,
     event: ReleaseEvent,
 ) -> Result<(), ProjectionError> {
@@ -278,7 +358,7 @@ async fn release(
 }
 
 async fn approval(
-    graph: &mut Graph<'_>,
+    graph: &mut Graph,
     release: &str,
     environment: &str,
     approver: &str,
@@ -298,7 +378,7 @@ async fn approval(
 }
 
 async fn environment(
-    graph: &mut Graph<'_>,
+    graph: &mut Graph,
     stream: &str,
     event: EnvironmentEvent,
 ) -> Result<(), ProjectionError> {
@@ -383,7 +463,7 @@ async fn environment(
 }
 
 async fn incident(
-    graph: &mut Graph<'_>,
+    graph: &mut Graph,
     incident: &str,
     event: IncidentEvent,
 ) -> Result<(), ProjectionError> {
