@@ -71,18 +71,8 @@ async fn serve_metrics(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                (
-                    [("content-type", release_pilot_http::metrics::CONTENT_TYPE)],
-                    release_pilot_http::metrics::encode(&registry),
-                )
-            }
-        }),
-    );
+    let app: axum::Router =
+        release_pilot_http::metrics::route(move || release_pilot_http::metrics::encode(&registry));
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("projector metrics on http://{bound}/metrics");
     tokio::spawn(async move {

@@ -43,21 +43,7 @@ pub fn layered(state: &AppState) -> Router<AppState> {
         .merge(routes::catalogue::router())
         .merge(release_pilot_http::health::router(state.pool.clone()))
         .merge(openapi::router())
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            release_pilot_http::metrics::CONTENT_TYPE,
-                        )],
-                        metrics.encode(),
-                    )
-                }
-            }),
-        );
+        .merge(release_pilot_http::metrics::route(move || metrics.encode()));
     release_pilot_http::finish(
         routes,
         state.gate(),

@@ -156,3 +156,18 @@ impl PoolGauges {
         }
     }
 }
+
+/// `GET /metrics` serving what `encode` returns, as Prometheus text.
+pub fn route<S, F>(encode: F) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn() -> String + Clone + Send + Sync + 'static,
+{
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = encode();
+            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text) }
+        }),
+    )
+}

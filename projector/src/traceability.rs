@@ -156,32 +156,26 @@ impl Projection for Traceability {
         let mut graph = Graph::default();
         for entry in entries {
             graph.position = entry.position;
-            let id = entry.aggregate_id.as_str();
-            let outcome = match entry.aggregate_type.as_str() {
-                "requirement" => match entry.event() {
-                    Ok(event) => requirement(&mut graph, id, event).await,
-                    Err(e) => Err(e),
-                },
-                "release" => match entry.event() {
-                    Ok(event) => release(&mut graph, id, event).await,
-                    Err(e) => Err(e),
-                },
-                "environment" => match entry.event() {
-                    Ok(event) => environment(&mut graph, id, event).await,
-                    Err(e) => Err(e),
-                },
-                "incident" => match entry.event() {
-                    Ok(event) => incident(&mut graph, id, event).await,
-                    Err(e) => Err(e),
-                },
-                _ => Ok(()),
-            };
-            outcome.map_err(|e| BatchError::at(entry, e))?;
+            add(&mut graph, entry)
+                .await
+                .map_err(|e| BatchError::at(entry, e))?;
         }
         graph
             .flush(tx)
             .await
             .map_err(|e| BatchError::at(first, e.into()))
+    }
+}
+
+/// Adds what one entry says to the graph.
+async fn add(graph: &mut Graph, entry: &Entry) -> Result<(), ProjectionError> {
+    let id = entry.aggregate_id.as_str();
+    match entry.aggregate_type.as_str() {
+        "requirement" => requirement(graph, id, entry.event()?).await,
+        "release" => release(graph, id, entry.event()?).await,
+        "environment" => environment(graph, id, entry.event()?).await,
+        "incident" => incident(graph, id, entry.event()?).await,
+        _ => Ok(()),
     }
 }
 
