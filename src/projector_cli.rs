@@ -21,7 +21,8 @@ pub struct ProjectorArgs {
     #[command(flatten)]
     database: DatabaseArgs,
     /// Entries per projection transaction.
-    #[arg(long, env = "RELEASE_PILOT_PROJECTOR_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "RELEASE_PILOT_PROJECTOR_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
     batch: i64,
     /// Where to serve Prometheus metrics (`/metrics`); not served when absent.
     #[arg(long, env = "RELEASE_PILOT_PROJECTOR_METRICS_LISTEN")]
@@ -94,7 +95,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "all")]
     projection: String,
     /// Entries per transaction.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     batch: i64,
 }
 

@@ -276,6 +276,10 @@ fn replay_rebuilds_a_projection_and_refuses_unknown_names() {
         "{stdout}"
     );
 
+    let output = release_pilot_with(&["replay", "--batch", "0"], "", &env);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--batch"));
+
     let output = release_pilot_with(&["replay", "--projection", "audit"], "", &env);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -128,6 +128,14 @@ async fn rebuild_and_swap<P: Projection + Clone>(
         progress(applied, head);
     }
     let position = rebuild.checkpoint().await?;
+    // The ledger only grows: a rebuild short of the head it started from would swap in
+    // tables with entries missing.
+    if position < head {
+        return Err(RunError::Incomplete {
+            rebuilt: position,
+            head,
+        });
+    }
     for table in tables {
         sqlx::query(&format!("DROP TABLE {live}.{table}"))
             .execute(&mut *tx)

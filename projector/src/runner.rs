@@ -48,6 +48,14 @@ pub enum RunError {
     /// The JetStream feed failed; retry.
     #[error("feed: {0}")]
     Feed(String),
+    /// A replay did not reach the ledger's head, so nothing was swapped in.
+    #[error("the rebuild reached position {rebuilt} of {head}; the live tables are unchanged")]
+    Incomplete {
+        /// How far the rebuild got.
+        rebuilt: i64,
+        /// The head when the replay started.
+        head: i64,
+    },
 }
 
 /// A read model built from ledger entries.

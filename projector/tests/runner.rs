@@ -323,3 +323,29 @@ async fn a_replay_swaps_in_rebuilt_tables_while_the_live_projector_keeps_running
     assert_eq!(schemas, 0, "the replay cleans up after itself");
     assert_eq!(rebuilt(&db.pool).await, rows);
 }
+
+#[tokio::test]
+async fn a_replay_that_cannot_reach_the_head_swaps_nothing_in() {
+    let db = TestDatabase::create().await;
+    append(&db.pool, 0, 30).await;
+    seal_everything(&db.pool, &LedgerKey::generate(), Duration::from_secs(30)).await;
+    let projector = Projector::new(db.pool.clone(), AuditIndex, 100);
+    while projector.apply_next().await.expect("build") > 0 {}
+    let before = audit_rows(&db.pool).await;
+    // Batches of no entries never get anywhere: the live tables must survive it.
+    let failure = release_pilot_projector::replay::replay(&db.pool, AuditIndex, 0, |_, _| {})
+        .await
+        .expect_err("a replay that rebuilt nothing");
+    assert!(
+        matches!(
+            failure,
+            RunError::Incomplete {
+                rebuilt: 0,
+                head: 30
+            }
+        ),
+        "{failure}"
+    );
+    assert_eq!(audit_rows(&db.pool).await, before);
+    assert_eq!(projector.checkpoint().await.expect("checkpoint"), 30);
+}
