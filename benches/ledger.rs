@@ -261,7 +261,7 @@ fn main() {
         let scan_rate = scanned as f64 / scan_started.elapsed().as_secs_f64();
 
         // The CPU part of verification alone: canonical JSON + SHA-256 of entries in memory.
-        let sample = release_pilot_ledger::db::entries_after(&db.pool, 0, 20_000).await.expect("entries");
+        let sample = release_pilot_ledger::db::entries_after(&db.db(), 0, 20_000).await.expect("entries");
         let hash_started = Instant::now();
         let mut previous = release_pilot_ledger::entry::GENESIS;
         for (entry, _) in &sample {
@@ -270,7 +270,7 @@ fn main() {
         let hash_rate = sample.len() as f64 / hash_started.elapsed().as_secs_f64();
         let _ = bytes;
         let started = Instant::now();
-        let report = verify_database(&db.pool, &key.verifying_key(), |_| {})
+        let report = verify_database(&db.db(), &key.verifying_key(), |_| {})
             .await
             .expect("runs")
             .expect("verifies");

@@ -59,7 +59,7 @@ fn main() {
         let started = Instant::now();
         let mut position = 0;
         loop {
-            let batch = entries_after(&db.pool, position, 5000).await.expect("read");
+            let batch = entries_after(&db.db(), position, 5000).await.expect("read");
             match batch.last() {
                 Some((entry, _)) => position = entry.position,
                 None => break,
@@ -72,7 +72,7 @@ fn main() {
         let mut total = Duration::ZERO;
         for projection in AnyProjection::ALL {
             let started = Instant::now();
-            replay(&db.pool, projection, 5000, |_, _| {}).await.expect("replay");
+            replay(&db.db(), projection, 5000, |_, _| {}).await.expect("replay");
             let took = started.elapsed();
             total += took;
             row(
@@ -91,7 +91,7 @@ fn main() {
             .into_iter()
             .map(|projection| {
                 let pool = db.pool.clone();
-                tokio::spawn(async move { replay(&pool, projection, 5000, |_, _| {}).await.expect("replay") })
+                tokio::spawn(async move { replay(&pool.clone().into(), projection, 5000, |_, _| {}).await.expect("replay") })
             })
             .collect();
         for task in tasks {

@@ -50,13 +50,14 @@ async fn token(stack: &Stack, subject: &str, role: Role) -> Result<String, Strin
 async fn settled(stack: &Stack) -> Result<(), String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let (committed, sealed, slowest): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM ledger), \
-                    (SELECT min(position) FROM projection_checkpoints)",
-        )
-        .fetch_one(&stack.pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        let (committed, sealed, slowest): (i64, i64, Option<i64>) =
+            release_pilot_ledger::on!(&stack.pool, |pool| sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM ledger), \
+                        (SELECT min(position) FROM projection_checkpoints)",
+            )
+            .fetch_one(pool)
+            .await)
+            .map_err(|e| e.to_string())?;
         if committed == sealed && slowest == Some(sealed) {
             return Ok(());
         }

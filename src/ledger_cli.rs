@@ -11,20 +11,30 @@ use release_pilot_ledger::{db, LedgerError, VerifyingKey};
 /// Where the database is.
 #[derive(Debug, clap::Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL. Without it Release Pilot uses its embedded database, which is not
-    /// yet available in this build.
+    /// PostgreSQL URL (`postgres://USER@HOST/DB`) or `sqlite://PATH`. Without it Release
+    /// Pilot uses its embedded SQLite database, `release-pilot.db` in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
 }
 
+/// The embedded database's file name in the data directory.
+pub const EMBEDDED_DATABASE: &str = "release-pilot.db";
+
 impl DatabaseArgs {
-    /// The URL, or what to do about its absence.
-    pub fn url(&self) -> Result<&str, String> {
-        self.database_url.as_deref().ok_or_else(|| {
-            "no DATABASE_URL: the embedded database is not yet available in this build; \
-             set DATABASE_URL=postgres://USER@HOST/DB"
-                .to_owned()
-        })
+    /// The URL: `DATABASE_URL`, or the embedded database in the data directory named by
+    /// `RELEASE_PILOT_DATA_DIR` (default `./data`).
+    pub fn url(&self) -> Result<String, String> {
+        let data_dir = std::env::var_os("RELEASE_PILOT_DATA_DIR")
+            .map_or_else(|| PathBuf::from("./data"), PathBuf::from);
+        Ok(self.url_in(&data_dir))
+    }
+
+    /// The URL: `DATABASE_URL`, or the embedded database in `data_dir`.
+    pub fn url_in(&self, data_dir: &std::path::Path) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join(EMBEDDED_DATABASE).display()),
+        }
     }
 }
 
@@ -70,7 +80,7 @@ pub fn migrate(args: DatabaseArgs) -> ExitCode {
     let result = (|| -> Result<(), String> {
         let url = args.url()?;
         runtime()?.block_on(async {
-            let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+            let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
             db::migrate(&pool).await.map_err(|e| e.to_string())
         })
     })();

@@ -131,10 +131,7 @@ pub(crate) async fn shutdown_signal(stop: watch::Sender<bool>) {
 
 /// Runs the command API with the sealer (and the relay when NATS is configured).
 pub fn command_service(args: ServeArgs) -> ExitCode {
-    let url = match args.database.url() {
-        Ok(url) => url.to_owned(),
-        Err(e) => return fail(e),
-    };
+    let url = args.database.url_in(&args.data_dir);
     let key_path = args
         .signing_key
         .clone()
@@ -165,17 +162,21 @@ pub fn command_service(args: ServeArgs) -> ExitCode {
         let sealer = tokio::spawn(
             Sealer::new(pool.clone(), key, SealerConfig::default()).run(shutdown.clone()),
         );
-        let relay = match &args.nats_url {
-            Some(nats) => {
+        let relay = match (&args.nats_url, pool.postgres()) {
+            (Some(nats), Some(postgres)) => {
                 let client = async_nats_connect(nats).await?;
                 let relay = Relay::new(
-                    pool.clone(),
+                    postgres.clone(),
                     async_nats::jetstream::new(client),
                     RelayConfig::default(),
                 );
                 Some(tokio::spawn(relay.run(shutdown.clone())))
             }
-            None => None,
+            (Some(_), None) => {
+                eprintln!("NATS_URL ignored: the JetStream relay runs with PostgreSQL");
+                None
+            }
+            (None, _) => None,
         };
         let config = CommandConfig {
             body_limit_bytes: args.body_limit,

@@ -14,7 +14,6 @@ use release_pilot_projector::catalogue::AnyProjection;
 use release_pilot_projector::metrics::ProjectorMetrics;
 use release_pilot_projector::Projector;
 use release_pilot_query_api::{QueryConfig, QueryState};
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -53,7 +52,7 @@ pub struct StackArgs {
 /// A running stack.
 pub struct Stack {
     /// The database.
-    pub pool: PgPool,
+    pub pool: db::Db,
     /// The command API's address.
     pub command: SocketAddr,
     /// The query API's address.
@@ -68,7 +67,7 @@ impl Stack {
     /// Starts the command API with the sealer (and relay), every projection, and the query
     /// API with its gauges and background verification.
     pub async fn start(args: &StackArgs) -> Result<Self, String> {
-        let url = args.database.url()?.to_owned();
+        let url = args.database.url_in(&args.data_dir);
         let key_path = args
             .signing_key
             .clone()
@@ -88,14 +87,17 @@ impl Stack {
         tasks.push(tokio::spawn(
             Sealer::new(pool.clone(), key.clone(), SealerConfig::default()).run(shutdown.clone()),
         ));
-        if let Some(nats) = &args.nats_url {
+        if let (Some(_), None) = (&args.nats_url, pool.postgres()) {
+            eprintln!("NATS_URL ignored: the JetStream relay runs with PostgreSQL");
+        }
+        if let (Some(nats), Some(postgres)) = (&args.nats_url, pool.postgres()) {
             let client = async_nats::ConnectOptions::new()
                 .retry_on_initial_connect()
                 .connect(nats)
                 .await
                 .map_err(|e| format!("nats {nats}: {e}"))?;
             let relay = Relay::new(
-                pool.clone(),
+                postgres.clone(),
                 async_nats::jetstream::new(client),
                 RelayConfig::default(),
             );
@@ -213,12 +215,6 @@ where
     F: FnOnce(Stack) -> Fut,
     Fut: std::future::Future<Output = Result<Stack, String>>,
 {
-    if args.database.url().is_err() {
-        return crate::ledger_cli::fail(
-            "no DATABASE_URL: the embedded SQLite database is not yet available in this build; \
-             set DATABASE_URL=postgres://USER@HOST/DB and every component runs in this one process",
-        );
-    }
     let runtime = match crate::ledger_cli::runtime() {
         Ok(runtime) => runtime,
         Err(e) => return crate::ledger_cli::fail(e),

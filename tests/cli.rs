@@ -304,11 +304,11 @@ fn verify_checks_an_export_file_offline_and_names_a_tampered_position() {
     use futures::TryStreamExt;
     let (runtime, db, keys) = sealed_database(20);
     let export = runtime.block_on(async {
-        let manifest = release_pilot_ledger::export::plan(&db.pool, None, None)
+        let manifest = release_pilot_ledger::export::plan(&db.db(), None, None)
             .await
             .expect("plan")
             .expect("a checkpoint covers the ledger");
-        let lines: Vec<String> = release_pilot_ledger::export::lines(db.pool.clone(), &manifest, 7)
+        let lines: Vec<String> = release_pilot_ledger::export::lines(db.db(), &manifest, 7)
             .try_collect()
             .await
             .expect("lines");

@@ -332,7 +332,7 @@ async fn every_process_exports_its_metrics_and_they_move_with_the_work() {
     );
     let mut jetstream = relay.ensure_stream().await.expect("stream");
     relay.relay_batch(&mut jetstream).await.expect("relay");
-    command_metrics.measure(&db.pool).await.expect("measure");
+    command_metrics.measure(&db.db()).await.expect("measure");
     let command_text = scrape(&client, &format!("{command}/metrics")).await;
     let after = samples(&command_text);
     let delta = |key: &str| value(&after, key) - value(&before, key);
@@ -366,7 +366,7 @@ async fn every_process_exports_its_metrics_and_they_move_with_the_work() {
     assert_eq!(value(&after, "relay_lag_positions{}"), (head - 5) as f64);
     assert!(value(&after, "db_pool_max_connections{}") > 0.0);
     while relay.relay_batch(&mut jetstream).await.expect("relay") > 0 {}
-    command_metrics.measure(&db.pool).await.expect("measure");
+    command_metrics.measure(&db.db()).await.expect("measure");
     let relayed = samples(&scrape(&client, &format!("{command}/metrics")).await);
     assert_eq!(value(&relayed, "relay_lag_positions{}"), 0.0);
 
@@ -377,7 +377,7 @@ async fn every_process_exports_its_metrics_and_they_move_with_the_work() {
         while projector.apply_next().await.expect("apply") > 0 {}
         assert_eq!(projector.measure_lag().await.expect("lag"), 0);
     }
-    projector_pool.observe(&db.pool);
+    projector_pool.observe(&db.db());
     let projector_text = release_pilot_http::metrics::encode(&registry);
     let projected = samples(&projector_text);
     assert_eq!(
@@ -406,7 +406,7 @@ async fn every_process_exports_its_metrics_and_they_move_with_the_work() {
     assert!(release_pilot_query_api::gauges::verify_chain(&query_state)
         .await
         .expect("verify"));
-    query_state.metrics.pool.observe(&db.pool);
+    query_state.metrics.pool.observe(&db.db());
     let response = client
         .get(format!("{query}/v1/dora?service=shop"))
         .bearer_auth(&ci)

@@ -7,8 +7,8 @@
 //! retry after the cause is fixed runs again.
 
 use axum::http::StatusCode;
+use release_pilot_ledger::on;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -30,34 +30,38 @@ where
         return command().await;
     };
     let subject = caller.subject.as_str();
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (subject, key, request_hash) VALUES ($1, $2, $3) \
-         ON CONFLICT (subject, key) DO NOTHING",
-    )
-    .bind(subject)
-    .bind(key)
-    .bind(fingerprint.as_slice())
-    .execute(&state.pool)
-    .await?
-    .rows_affected()
-        == 1;
-    if !claimed {
-        let row = sqlx::query(
-            "SELECT request_hash, status, response::text AS response FROM idempotency_keys WHERE subject = $1 AND key = $2",
+    let claimed = on!(&state.db, |pool| {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (subject, key, request_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject, key) DO NOTHING",
         )
         .bind(subject)
         .bind(key)
-        .fetch_one(&state.pool)
-        .await?;
-        let stored: Vec<u8> = row.try_get("request_hash")?;
+        .bind(fingerprint.as_slice())
+        .execute(pool)
+        .await?
+        .rows_affected()
+    }) == 1;
+    if !claimed {
+        let (stored, status, response): (Vec<u8>, Option<i16>, Option<String>) = on!(
+            &state.db,
+            |pool, lite| {
+                let response = if lite { "response" } else { "response::text" };
+                sqlx::query_as(&format!(
+                    "SELECT request_hash, status, {response} AS response FROM idempotency_keys WHERE subject = $1 AND key = $2"
+                ))
+                .bind(subject)
+                .bind(key)
+                .fetch_one(pool)
+                .await?
+            }
+        );
         if stored != fingerprint.as_slice() {
             return Err(ApiError::invalid(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request; use a new key",
             ));
         }
-        let status: Option<i16> = row.try_get("status")?;
-        let response: Option<String> = row.try_get("response")?;
         return match (status, response) {
             (Some(status), Some(response)) => Ok((
                 StatusCode::from_u16(u16::try_from(status).unwrap_or(200))
@@ -74,20 +78,24 @@ where
     let outcome = command().await;
     match &outcome {
         Ok((status, body)) => {
-            sqlx::query("UPDATE idempotency_keys SET status = $3, response = $4 WHERE subject = $1 AND key = $2")
-                .bind(subject)
-                .bind(key)
-                .bind(i16::try_from(status.as_u16()).unwrap_or(200))
-                .bind(body)
-                .execute(&state.pool)
-                .await?;
+            on!(&state.db, |pool| {
+                sqlx::query("UPDATE idempotency_keys SET status = $3, response = $4 WHERE subject = $1 AND key = $2")
+                    .bind(subject)
+                    .bind(key)
+                    .bind(i16::try_from(status.as_u16()).unwrap_or(200))
+                    .bind(body)
+                    .execute(pool)
+                    .await?;
+            });
         }
         Err(_) => {
-            sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2")
-                .bind(subject)
-                .bind(key)
-                .execute(&state.pool)
-                .await?;
+            on!(&state.db, |pool| {
+                sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2")
+                    .bind(subject)
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
+            });
         }
     }
     outcome

@@ -41,7 +41,7 @@ pub fn layered(state: &AppState) -> Router<AppState> {
         .merge(routes::environments::router())
         .merge(routes::incidents::router())
         .merge(routes::catalogue::router())
-        .merge(release_pilot_http::health::router(state.pool.clone()))
+        .merge(release_pilot_http::health::router(state.db.clone()))
         .merge(openapi::router())
         .merge(release_pilot_http::metrics::route(move || metrics.encode()));
     release_pilot_http::finish(

@@ -1,21 +1,24 @@
 //! Questions the command service asks the event store before building a command.
 
 use release_pilot_domain::ids::{DeploymentId, ServiceName};
+use release_pilot_ledger::db::Db;
+use release_pilot_ledger::on;
 use semver::Version;
-use sqlx::PgPool;
 
 /// The highest version released so far for `service`.
 pub async fn previous_version(
-    pool: &PgPool,
+    db: &Db,
     service: &ServiceName,
 ) -> Result<Option<Version>, sqlx::Error> {
-    let versions: Vec<String> = sqlx::query_scalar(
+    let versions: Vec<String> = on!(db, |pool| {
+        sqlx::query_scalar(
         "SELECT (payload -> 'ReleaseCreated') ->> 'version' FROM events \
          WHERE event_type = 'ReleaseCreated' AND ((payload -> 'ReleaseCreated') ->> 'service') = $1",
     )
     .bind(service.as_str())
     .fetch_all(pool)
-    .await?;
+    .await
+    })?;
     Ok(versions
         .iter()
         .filter_map(|v| Version::parse(v).ok())
@@ -24,11 +27,11 @@ pub async fn previous_version(
 
 /// The release of `service` at `version`, if one exists.
 pub async fn release_at(
-    pool: &PgPool,
+    db: &Db,
     service: &ServiceName,
     version: &Version,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    on!(db, |pool| sqlx::query_scalar(
         "SELECT aggregate_id FROM events WHERE event_type = 'ReleaseCreated' \
          AND ((payload -> 'ReleaseCreated') ->> 'service') = $1 \
          AND ((payload -> 'ReleaseCreated') ->> 'version') = $2",
@@ -36,19 +39,19 @@ pub async fn release_at(
     .bind(service.as_str())
     .bind(version.to_string())
     .fetch_optional(pool)
-    .await
+    .await)
 }
 
 /// The environment stream (`service/environment`) a deployment belongs to.
 pub async fn environment_of(
-    pool: &PgPool,
+    db: &Db,
     deployment: DeploymentId,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    on!(db, |pool| sqlx::query_scalar(
         "SELECT aggregate_id FROM events WHERE event_type = 'DeploymentStarted' \
          AND ((payload -> 'DeploymentStarted') ->> 'deployment_id') = $1",
     )
     .bind(deployment.to_string())
     .fetch_optional(pool)
-    .await
+    .await)
 }

@@ -195,19 +195,28 @@ impl Metrics {
     }
 
     /// Measures the ledger's progress and the pool now.
-    pub async fn measure(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-        self.pool.observe(pool);
-        let (head, unsealed, waited, relayed): (Option<i64>, i64, Option<f64>, Option<i64>) =
-            sqlx::query_as(
-                "WITH sealed AS (SELECT max(position) AS head, max(global_position) AS last FROM ledger) \
-                 SELECT (SELECT head FROM sealed), \
-                        (SELECT count(*) FROM events WHERE global_position > coalesce((SELECT last FROM sealed), 0)), \
-                        (SELECT extract(epoch FROM clock_timestamp() - min(recorded_at))::float8 FROM events \
-                          WHERE global_position > coalesce((SELECT last FROM sealed), 0)), \
-                        (SELECT max(position) FROM relay_checkpoints)",
-            )
-            .fetch_one(pool)
-            .await?;
+    pub async fn measure(&self, db: &release_pilot_ledger::db::Db) -> Result<(), sqlx::Error> {
+        self.pool.observe(db);
+        let (head, unsealed, waited, relayed): (Option<i64>, i64, Option<f64>, Option<i64>) = release_pilot_ledger::on!(
+            db,
+            |pool, lite| {
+                let waited = if lite {
+                    "(julianday('now') - julianday(min(recorded_at))) * 86400.0"
+                } else {
+                    "extract(epoch FROM clock_timestamp() - min(recorded_at))::float8"
+                };
+                sqlx::query_as(&format!(
+                    "WITH sealed AS (SELECT max(position) AS head, max(global_position) AS last FROM ledger) \
+                     SELECT (SELECT head FROM sealed), \
+                            (SELECT count(*) FROM events WHERE global_position > coalesce((SELECT last FROM sealed), 0)), \
+                            (SELECT {waited} FROM events \
+                              WHERE global_position > coalesce((SELECT last FROM sealed), 0)), \
+                            (SELECT max(position) FROM relay_checkpoints)"
+                ))
+                .fetch_one(pool)
+                .await?
+            }
+        );
         let head = head.unwrap_or(0);
         self.ledger.head.set(head);
         self.ledger.unsealed.set(unsealed);
@@ -221,12 +230,12 @@ impl Metrics {
     /// Measures every `every` until `shutdown` turns true.
     pub async fn watch(
         self: Arc<Self>,
-        pool: sqlx::PgPool,
+        db: release_pilot_ledger::db::Db,
         every: std::time::Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         while !*shutdown.borrow() {
-            if let Err(error) = self.measure(&pool).await {
+            if let Err(error) = self.measure(&db).await {
                 tracing::debug!(%error, "ledger metrics not measured");
             }
             tokio::select! {

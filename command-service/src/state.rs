@@ -7,8 +7,8 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use release_pilot_domain::links::LinkRules;
+use release_pilot_ledger::db::Db;
 use release_pilot_ledger::store::EventStore;
-use sqlx::PgPool;
 
 use crate::auth::{Gate, TokenStore};
 use crate::metrics::Metrics;
@@ -50,7 +50,7 @@ impl Default for CommandConfig {
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
-    pub pool: PgPool,
+    pub db: Db,
     /// The event store.
     pub store: EventStore,
     /// API tokens.
@@ -73,12 +73,13 @@ impl AppState {
         }
     }
 
-    /// State over `pool`.
-    pub fn new(pool: PgPool, config: CommandConfig) -> Self {
+    /// State over `db`.
+    pub fn new(db: impl Into<Db>, config: CommandConfig) -> Self {
+        let db = db.into();
         Self {
-            store: EventStore::new(pool.clone(), config.snapshot_every),
-            tokens: TokenStore::new(pool.clone()),
-            pool,
+            store: EventStore::new(db.clone(), config.snapshot_every),
+            tokens: TokenStore::new(db.clone()),
+            db,
             limiter: Arc::new(RateLimiter::keyed(
                 Quota::per_second(config.rate_per_second).allow_burst(config.rate_burst),
             )),

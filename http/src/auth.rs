@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use release_pilot_domain::ids::Person;
 use release_pilot_domain::roles::Role;
+use release_pilot_ledger::db::Db;
+use release_pilot_ledger::on;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -84,16 +85,16 @@ type TokenCache =
 /// The token table, with a short-lived cache of authenticated tokens.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
-    pool: PgPool,
+    db: Db,
     cache: TokenCache,
 }
 
 impl TokenStore {
-    /// Tokens in `pool`.
-    pub fn new(pool: PgPool) -> Self {
+    /// Tokens in `db`.
+    pub fn new(db: impl Into<Db>) -> Self {
         let capacity = std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN);
         Self {
-            pool,
+            db: db.into(),
             cache: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
         }
     }
@@ -107,15 +108,28 @@ impl TokenStore {
     ) -> Result<Uuid, sqlx::Error> {
         let id = Uuid::now_v7();
         let roles: Vec<&str> = roles.iter().map(Role::as_str).collect();
-        sqlx::query(
-            "INSERT INTO api_tokens (id, subject, roles, token_hash) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(subject.as_str())
-        .bind(&roles)
-        .bind(hash_token(token))
-        .execute(&self.pool)
-        .await?;
+        let sql = "INSERT INTO api_tokens (id, subject, roles, token_hash) VALUES ($1, $2, $3, $4)";
+        // PostgreSQL keeps the roles as text[], SQLite as a JSON array.
+        match &self.db {
+            Db::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(subject.as_str())
+                    .bind(&roles)
+                    .bind(hash_token(token))
+                    .execute(pool)
+                    .await?;
+            }
+            Db::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(subject.as_str())
+                    .bind(serde_json::json!(roles).to_string())
+                    .bind(hash_token(token))
+                    .execute(pool)
+                    .await?;
+            }
+        }
         Ok(id)
     }
 
@@ -132,20 +146,43 @@ impl TokenStore {
 
     /// Every token, newest first.
     pub async fn list(&self) -> Result<Vec<TokenInfo>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, subject, roles, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TokenInfo {
-                    id: row.try_get("id")?,
-                    subject: row.try_get("subject")?,
-                    roles: row.try_get("roles")?,
-                    created_at: row.try_get("created_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                })
+        type TokenRow = (Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>);
+        let sql = "SELECT id, subject, created_at, revoked_at, roles FROM api_tokens ORDER BY created_at DESC";
+        let rows: Vec<(TokenRow, Vec<String>)> = match &self.db {
+            Db::Postgres(pool) => {
+                let rows: Vec<(
+                    Uuid,
+                    String,
+                    DateTime<Utc>,
+                    Option<DateTime<Utc>>,
+                    Vec<String>,
+                )> = sqlx::query_as(sql).fetch_all(pool).await?;
+                rows.into_iter()
+                    .map(|(id, subject, created, revoked, roles)| {
+                        ((id, subject, created, revoked), roles)
+                    })
+                    .collect()
+            }
+            Db::Sqlite(pool) => {
+                let rows: Vec<(Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>, String)> =
+                    sqlx::query_as(sql).fetch_all(pool).await?;
+                rows.into_iter()
+                    .map(|(id, subject, created, revoked, roles)| {
+                        ((id, subject, created, revoked), roles_from_json(&roles))
+                    })
+                    .collect()
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|((id, subject, created_at, revoked_at), roles)| TokenInfo {
+                id,
+                subject,
+                roles,
+                created_at,
+                revoked_at,
             })
-            .collect()
+            .collect())
     }
 
     /// Revokes a token; false when no active token has that id.
@@ -153,11 +190,17 @@ impl TokenStore {
         if let Ok(mut cache) = self.cache.lock() {
             cache.clear();
         }
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1 AND revoked_at IS NULL")
+        let done = on!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// The caller a token identifies, if it is known and not revoked.
@@ -178,15 +221,19 @@ impl TokenStore {
     }
 
     async fn lookup(&self, hash: &[u8]) -> Result<Option<Caller>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT subject, roles FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let subject: String = row.try_get("subject")?;
-        let roles: Vec<String> = row.try_get("roles")?;
+        let sql =
+            "SELECT subject, roles FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
+        let row: Option<(String, Vec<String>)> = match &self.db {
+            Db::Postgres(pool) => sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?,
+            Db::Sqlite(pool) => sqlx::query_as::<_, (String, String)>(sql)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+                .map(|(subject, roles)| (subject, roles_from_json(&roles))),
+        };
+        let Some((subject, roles)) = row else {
+            return Ok(None);
+        };
         let Ok(subject) = Person::parse(&subject) else {
             return Ok(None);
         };
@@ -208,14 +255,21 @@ impl TokenStore {
             }
             return Ok(None);
         }
-        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_tokens)")
-            .fetch_one(&self.pool)
-            .await?;
+        let any: bool = on!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_tokens)")
+                .fetch_one(pool)
+                .await?
+        });
         if any {
             return Ok(None);
         }
         Ok(Some(self.create(&admin, &roles).await?.1))
     }
+}
+
+/// Roles stored as a JSON array (SQLite); an unreadable value grants nothing.
+fn roles_from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// What authentication needs: the tokens, the per-subject rate limiter and how long a

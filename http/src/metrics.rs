@@ -123,9 +123,9 @@ impl PoolGauges {
     }
 
     /// Samples `pool` now.
-    pub fn observe(&self, pool: &sqlx::PgPool) {
-        let size = i64::from(pool.size());
-        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+    pub fn observe(&self, db: &release_pilot_ledger::db::Db) {
+        let size = i64::from(db.size());
+        let idle = i64::try_from(db.num_idle()).unwrap_or(i64::MAX);
         self.connections
             .get_or_create(&PoolLabels {
                 state: "idle".to_owned(),
@@ -137,18 +137,20 @@ impl PoolGauges {
             })
             .set((size - idle).max(0));
         self.max
-            .set(i64::from(pool.options().get_max_connections()));
+            .set(i64::from(release_pilot_ledger::on!(db, |pool| pool
+                .options()
+                .get_max_connections())));
     }
 
     /// Samples `pool` every `every` until `shutdown` turns true.
     pub async fn watch(
         self,
-        pool: sqlx::PgPool,
+        db: release_pilot_ledger::db::Db,
         every: std::time::Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         while !*shutdown.borrow() {
-            self.observe(&pool);
+            self.observe(&db);
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => {}

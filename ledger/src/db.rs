@@ -1,11 +1,19 @@
-//! PostgreSQL connections, migrations, and reading event rows as ledger entries.
+//! The database behind the ledger and the read models — PostgreSQL, or SQLite for the
+//! embedded default — connections, migrations, and reading event rows as ledger entries.
+//!
+//! Code that runs SQL holds a [`Db`] and writes each statement once inside [`on!`]; the
+//! macro compiles the body for each backend's pool. Where the dialects differ, the body
+//! picks its SQL by the backend flag `on!` also gives it.
 
+use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::entry::{format_recorded_at, hash_from_slice, Entry, Hash};
 use crate::error::LedgerError;
@@ -13,58 +21,293 @@ use crate::error::LedgerError;
 /// The PostgreSQL migrations, embedded at build time from `migrations/postgres/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
-/// Opens a pool to `url`, failing fast when the database cannot be reached.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, LedgerError> {
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await?)
+/// The SQLite migrations, embedded at build time from `migrations/sqlite/`.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The database: a PostgreSQL pool (production) or a SQLite pool (embedded).
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite, in one file (WAL mode).
+    Sqlite(SqlitePool),
 }
 
-/// Applies every migration not yet applied.
-pub async fn migrate(pool: &PgPool) -> Result<(), LedgerError> {
-    MIGRATOR.run(pool).await?;
+/// A write transaction on either backend. On SQLite it starts with `BEGIN IMMEDIATE`:
+/// it holds the single write lock from its first statement, so a transaction that reads
+/// and then writes never fails to upgrade.
+#[derive(Debug)]
+pub enum Tx {
+    /// PostgreSQL.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    /// SQLite.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// Runs `body` with `$pool` bound to the backend's pool (`&PgPool` or `&SqlitePool`);
+/// the second form also binds `$lite` to `true` on SQLite, to pick dialect-specific SQL.
+#[macro_export]
+macro_rules! on {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+    ($db:expr, |$pool:ident, $lite:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => {
+                let $lite = false;
+                $body
+            }
+            $crate::db::Db::Sqlite($pool) => {
+                let $lite = true;
+                $body
+            }
+        }
+    };
+}
+
+/// As [`on!`] for a [`Tx`]: binds `$conn` to the transaction's connection
+/// (`&mut PgConnection` or `&mut SqliteConnection`).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+    ($tx:expr, |$conn:ident, $lite:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                let $lite = false;
+                $body
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                let $lite = true;
+                $body
+            }
+        }
+    };
+}
+
+impl From<PgPool> for Db {
+    fn from(pool: PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+impl From<&PgPool> for Db {
+    fn from(pool: &PgPool) -> Self {
+        Self::Postgres(pool.clone())
+    }
+}
+
+impl From<&Db> for Db {
+    fn from(db: &Db) -> Self {
+        db.clone()
+    }
+}
+
+impl From<SqlitePool> for Db {
+    fn from(pool: SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+impl Db {
+    /// Opens `url`: `postgres://…` (or `postgresql://…`) or `sqlite://PATH`, failing fast
+    /// when the database cannot be reached.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, LedgerError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            return Self::open_sqlite(Path::new(path), max_connections).await;
+        }
+        Ok(Self::Postgres(
+            PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?,
+        ))
+    }
+
+    /// Opens (creating it if needed) the SQLite database file at `path`, in WAL mode so
+    /// readers never wait for the writer, with foreign keys enforced.
+    pub async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Self, LedgerError> {
+        if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(directory).map_err(|e| {
+                LedgerError::Database(sqlx::Error::Configuration(
+                    format!("cannot create {}: {e}", directory.display()).into(),
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        Ok(Self::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?,
+        ))
+    }
+
+    /// The backend's name: `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Whether this is the embedded SQLite backend.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+
+    /// The PostgreSQL pool, when this is PostgreSQL.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match self {
+            Self::Postgres(pool) => Some(pool),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    /// Connections open in the pool.
+    pub fn size(&self) -> u32 {
+        on!(self, |pool| pool.size())
+    }
+
+    /// Idle connections in the pool.
+    pub fn num_idle(&self) -> usize {
+        on!(self, |pool| pool.num_idle())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on!(self, |pool| pool.close().await)
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self {
+            Self::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+            Self::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+        }
+    }
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await,
+            Self::Sqlite(tx) => tx.commit().await,
+        }
+    }
+
+    /// Whether this is a SQLite transaction.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// Opens a pool to `url` (see [`Db::connect`]).
+pub async fn connect(url: &str, max_connections: u32) -> Result<Db, LedgerError> {
+    Db::connect(url, max_connections).await
+}
+
+/// Applies every migration not yet applied, from the backend's own directory.
+pub async fn migrate(db: &Db) -> Result<(), LedgerError> {
+    match db {
+        Db::Postgres(pool) => MIGRATOR.run(pool).await?,
+        Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+    }
     Ok(())
 }
 
-/// The columns that make an entry, for `SELECT`s that alias `events` as `e`.
-pub(crate) const ENTRY_COLUMNS: &str = "e.aggregate_type, e.aggregate_id, e.sequence, \
-     e.event_type, e.event_version, e.payload::text AS payload, e.metadata::text AS metadata, \
-     e.recorded_at";
+/// The columns that make an entry, for `SELECT`s that alias `events` as `e` (PostgreSQL
+/// keeps `json` columns, SQLite text, so both are read as text).
+pub(crate) fn entry_columns(lite: bool) -> &'static str {
+    if lite {
+        "e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, \
+         e.payload, e.metadata, e.recorded_at"
+    } else {
+        "e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, \
+         e.payload::text AS payload, e.metadata::text AS metadata, e.recorded_at"
+    }
+}
 
-/// Builds the entry at `position` from a row selected with [`ENTRY_COLUMNS`].
-pub(crate) fn entry_from_row(position: i64, row: &PgRow) -> Result<Entry, LedgerError> {
-    let json = |column: &str| -> Result<serde_json::Value, LedgerError> {
-        let text: String = row.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| {
-            LedgerError::Corrupt(format!("position {position}: {column} is not JSON: {e}"))
+/// An event row as [`entry_columns`] selects it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    /// The entry at `position`.
+    pub(crate) fn entry(self, position: i64) -> Result<Entry, LedgerError> {
+        let json = |column: &str, text: &str| -> Result<serde_json::Value, LedgerError> {
+            serde_json::from_str(text).map_err(|e| {
+                LedgerError::Corrupt(format!("position {position}: {column} is not JSON: {e}"))
+            })
+        };
+        Ok(Entry {
+            position,
+            payload: json("payload", &self.payload)?,
+            metadata: json("metadata", &self.metadata)?,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            recorded_at: format_recorded_at(self.recorded_at),
         })
-    };
-    let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
-    Ok(Entry {
-        position,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: row.try_get("sequence")?,
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: json("payload")?,
-        metadata: json("metadata")?,
-        recorded_at: format_recorded_at(recorded_at),
-    })
+    }
+}
+
+/// A sealed entry: its position and hash, and the event.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SealedRow {
+    pub position: i64,
+    pub hash: Vec<u8>,
+    #[sqlx(flatten)]
+    pub event: EventRow,
 }
 
 /// The last sealed position and its hash (`(0, GENESIS)` for an empty ledger).
-pub async fn head(pool: &PgPool) -> Result<(i64, Hash), LedgerError> {
-    let row = sqlx::query("SELECT position, hash FROM ledger ORDER BY position DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await?;
+pub async fn head(db: &Db) -> Result<(i64, Hash), LedgerError> {
+    let row: Option<(i64, Vec<u8>)> = on!(db, |pool| {
+        sqlx::query_as("SELECT position, hash FROM ledger ORDER BY position DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?
+    });
     match row {
-        Some(row) => Ok((
-            row.try_get("position")?,
-            hash_from_slice(row.try_get("hash")?)?,
-        )),
+        Some((position, hash)) => Ok((position, hash_from_slice(&hash)?)),
         None => Ok((0, crate::entry::GENESIS)),
     }
 }
@@ -76,25 +319,27 @@ pub async fn head(pool: &PgPool) -> Result<(i64, Hash), LedgerError> {
 /// ledger grows (with only `LIMIT`, a generic plan may hash-join the whole events table
 /// for every batch).
 pub async fn entries_after(
-    pool: &PgPool,
+    db: &Db,
     position: i64,
     limit: i64,
 ) -> Result<Vec<(Entry, Hash)>, LedgerError> {
-    let sql = format!(
-        "SELECT l.position, l.hash, {ENTRY_COLUMNS} \
-         FROM ledger l JOIN events e ON e.global_position = l.global_position \
-         WHERE l.position > $1 AND l.position <= $1 + $2 ORDER BY l.position"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(position)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let position: i64 = row.try_get("position")?;
-        let hash = hash_from_slice(row.try_get("hash")?)?;
-        entries.push((entry_from_row(position, row)?, hash));
-    }
-    Ok(entries)
+    let rows: Vec<SealedRow> = on!(db, |pool, lite| {
+        let sql = format!(
+            "SELECT l.position, l.hash, {} \
+             FROM ledger l JOIN events e ON e.global_position = l.global_position \
+             WHERE l.position > $1 AND l.position <= $1 + $2 ORDER BY l.position",
+            entry_columns(lite)
+        );
+        sqlx::query_as(&sql)
+            .bind(position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            let hash = hash_from_slice(&row.hash)?;
+            Ok((row.event.entry(row.position)?, hash))
+        })
+        .collect()
 }

@@ -277,28 +277,25 @@ pub enum PlanProblem {
 
 /// The manifest of an export of entries recorded in `[from, to)` (either bound open).
 pub async fn plan(
-    pool: &sqlx::PgPool,
+    db: &crate::db::Db,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Result<Manifest, PlanProblem>, crate::LedgerError> {
-    use sqlx::Row;
-    let range = sqlx::query(
-        "SELECT min(l.position) AS first, max(l.position) AS last FROM ledger l \
-         JOIN events e ON e.global_position = l.global_position \
-         WHERE ($1::timestamptz IS NULL OR e.recorded_at >= $1) \
-           AND ($2::timestamptz IS NULL OR e.recorded_at < $2)",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_one(pool)
-    .await?;
-    let (Some(first), Some(period_last)) = (
-        range.try_get::<Option<i64>, _>("first")?,
-        range.try_get::<Option<i64>, _>("last")?,
-    ) else {
+    let range: (Option<i64>, Option<i64>) = crate::on!(db, |pool| {
+        sqlx::query_as(
+            "SELECT min(l.position) AS first, max(l.position) AS last FROM ledger l \
+             JOIN events e ON e.global_position = l.global_position \
+             WHERE ($1 IS NULL OR e.recorded_at >= $1) AND ($2 IS NULL OR e.recorded_at < $2)",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?
+    });
+    let (Some(first), Some(period_last)) = range else {
         return Ok(Err(PlanProblem::Empty));
     };
-    let checkpoint = crate::verify::checkpoints(pool)
+    let checkpoint = crate::verify::checkpoints(db)
         .await?
         .into_iter()
         .find(|c| c.position >= period_last);
@@ -311,10 +308,12 @@ pub async fn plan(
         if position == 0 {
             return Ok::<Hash, crate::LedgerError>(crate::entry::GENESIS);
         }
-        let bytes: Vec<u8> = sqlx::query_scalar("SELECT hash FROM ledger WHERE position = $1")
-            .bind(position)
-            .fetch_one(pool)
-            .await?;
+        let bytes: Vec<u8> = crate::on!(db, |pool| {
+            sqlx::query_scalar("SELECT hash FROM ledger WHERE position = $1")
+                .bind(position)
+                .fetch_one(pool)
+                .await?
+        });
         crate::entry::hash_from_slice(&bytes)
     };
     Ok(Ok(Manifest {
@@ -333,17 +332,14 @@ pub async fn plan(
 }
 
 /// One export line written straight from a row: strings escaped, payload and metadata
-/// copied as the JSON text PostgreSQL stored (`json` columns keep it; a text with a line
-/// break goes through the parser so the line stays one line).
-fn line_from_row(row: &sqlx::postgres::PgRow) -> Result<String, crate::LedgerError> {
-    use sqlx::Row;
-    let text = |column: &str| -> Result<String, crate::LedgerError> { Ok(row.try_get(column)?) };
-    let quoted = |value: String| -> Result<String, crate::LedgerError> {
-        serde_json::to_string(&value)
+/// copied as the JSON text the database stored (a text with a line break goes through
+/// the parser so the line stays one line).
+fn line_from_row(row: crate::db::SealedRow) -> Result<String, crate::LedgerError> {
+    let quoted = |value: &str| -> Result<String, crate::LedgerError> {
+        serde_json::to_string(value)
             .map_err(|e| crate::LedgerError::Corrupt(format!("an entry cannot be written: {e}")))
     };
-    let raw_json = |column: &str| -> Result<String, crate::LedgerError> {
-        let raw = text(column)?;
+    let raw_json = |column: &str, raw: String| -> Result<String, crate::LedgerError> {
         if !raw.contains(['\n', '\r']) {
             return Ok(raw);
         }
@@ -351,27 +347,26 @@ fn line_from_row(row: &sqlx::postgres::PgRow) -> Result<String, crate::LedgerErr
             .map_err(|e| crate::LedgerError::Corrupt(format!("{column} is not JSON: {e}")))?;
         Ok(value.to_string())
     };
-    let position: i64 = row.try_get("position")?;
-    let sequence: i64 = row.try_get("sequence")?;
-    let hash: Vec<u8> = row.try_get("hash")?;
-    let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+    let event = row.event;
     Ok(format!(
-        "{{\"entry\":{{\"position\":{position},\"aggregate_type\":{},\"aggregate_id\":{},\"sequence\":{sequence},\"event_type\":{},\"event_version\":{},\"payload\":{},\"metadata\":{},\"recorded_at\":\"{}\"}},\"hash\":\"{}\"}}\n",
-        quoted(text("aggregate_type")?)?,
-        quoted(text("aggregate_id")?)?,
-        quoted(text("event_type")?)?,
-        quoted(text("event_version")?)?,
-        raw_json("payload")?,
-        raw_json("metadata")?,
-        crate::entry::format_recorded_at(recorded_at),
-        hex::encode(hash),
+        "{{\"entry\":{{\"position\":{},\"aggregate_type\":{},\"aggregate_id\":{},\"sequence\":{},\"event_type\":{},\"event_version\":{},\"payload\":{},\"metadata\":{},\"recorded_at\":\"{}\"}},\"hash\":\"{}\"}}\n",
+        row.position,
+        quoted(&event.aggregate_type)?,
+        quoted(&event.aggregate_id)?,
+        event.sequence,
+        quoted(&event.event_type)?,
+        quoted(&event.event_version)?,
+        raw_json("payload", event.payload)?,
+        raw_json("metadata", event.metadata)?,
+        crate::entry::format_recorded_at(event.recorded_at),
+        hex::encode(row.hash),
     ))
 }
 
 /// The entry lines of `manifest`, in chunks of up to `batch` lines (each ending in a
 /// newline), read as they are sent.
 pub fn lines(
-    pool: sqlx::PgPool,
+    db: crate::db::Db,
     manifest: &Manifest,
     batch: i64,
 ) -> impl futures::Stream<Item = Result<String, crate::LedgerError>> + Send + 'static {
@@ -379,27 +374,29 @@ pub fn lines(
     let sql = format!(
         "SELECT l.position, l.hash, {} FROM ledger l JOIN events e ON e.global_position = l.global_position \
          WHERE l.position > $1 AND l.position <= $2 ORDER BY l.position",
-        crate::db::ENTRY_COLUMNS
+        crate::db::entry_columns(db.is_sqlite())
     );
     futures::stream::try_unfold(manifest.first_position - 1, move |after| {
-        let (pool, sql) = (pool.clone(), sql.clone());
+        let (db, sql) = (db.clone(), sql.clone());
         async move {
             if after >= last {
                 return Ok(None);
             }
-            let rows = sqlx::query(&sql)
-                .bind(after)
-                .bind((after + batch).min(last))
-                .fetch_all(&pool)
-                .await?;
-            let mut chunk = String::with_capacity(rows.len() * 700);
-            let mut next = after;
-            for row in &rows {
-                chunk.push_str(&line_from_row(row)?);
-                next += 1;
-            }
+            let rows: Vec<crate::db::SealedRow> = crate::on!(&db, |pool| {
+                sqlx::query_as(&sql)
+                    .bind(after)
+                    .bind((after + batch).min(last))
+                    .fetch_all(pool)
+                    .await?
+            });
             if rows.is_empty() {
                 return Ok(None);
+            }
+            let mut chunk = String::with_capacity(rows.len() * 700);
+            let mut next = after;
+            for row in rows {
+                chunk.push_str(&line_from_row(row)?);
+                next += 1;
             }
             Ok(Some((chunk, next)))
         }

@@ -82,6 +82,7 @@ impl Default for RelayConfig {
 #[derive(Debug, Clone)]
 pub struct Relay {
     pool: PgPool,
+    db: crate::db::Db,
     jetstream: Context,
     config: RelayConfig,
 }
@@ -94,6 +95,7 @@ impl Relay {
     /// A relay from `pool` to `jetstream`.
     pub fn new(pool: PgPool, jetstream: Context, config: RelayConfig) -> Self {
         Self {
+            db: pool.clone().into(),
             pool,
             jetstream,
             config,
@@ -152,10 +154,15 @@ impl Relay {
 
     /// Publishes the next batch; returns how many entries it published.
     pub async fn relay_batch(&self, stream: &mut Stream) -> Result<usize, LedgerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         lock(&mut tx, RELAY_LOCK).await?;
+        let crate::db::Tx::Postgres(mut tx) = tx else {
+            return Err(LedgerError::Corrupt(
+                "the JetStream relay runs on PostgreSQL only".to_owned(),
+            ));
+        };
         let (published, last_sequence) = self.stream_head(stream).await?;
-        let entries = entries_after(&self.pool, published, self.config.batch_size).await?;
+        let entries = entries_after(&self.db, published, self.config.batch_size).await?;
         if entries.is_empty() {
             tx.rollback().await?;
             return Ok(0);

@@ -20,14 +20,21 @@
 //! cannot take it waits and retries, so it takes over the moment the first stops. Even
 //! without the lock, the ledger's primary key on `position` and unique `global_position`
 //! make a second concurrent batch fail rather than fork the chain.
+//!
+//! # On SQLite
+//!
+//! SQLite has one writer at a time and each batch runs in a `BEGIN IMMEDIATE`
+//! transaction, which holds that write lock: no other transaction can be between
+//! assigning a `global_position` and committing it, so rows become visible in
+//! `global_position` order and the cursor is that column alone. The write lock also
+//! makes the sealer role exclusive.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::watch;
 
-use crate::db::{entry_from_row, ENTRY_COLUMNS};
+use crate::db::{entry_columns, Db, EventRow, Tx};
 use crate::entry::{hash_from_slice, Hash, GENESIS};
 use crate::error::LedgerError;
 use crate::pacing::{pause, Pace};
@@ -74,7 +81,7 @@ pub struct SealOutcome {
 /// The sealer.
 #[derive(Debug, Clone)]
 pub struct Sealer {
-    pool: PgPool,
+    db: Db,
     key: LedgerKey,
     config: SealerConfig,
 }
@@ -87,59 +94,91 @@ struct Cursor {
 }
 
 impl Sealer {
-    /// A sealer over `pool`, signing with `key`.
-    pub fn new(pool: PgPool, key: LedgerKey, config: SealerConfig) -> Self {
-        Self { pool, key, config }
+    /// A sealer over `db`, signing with `key`.
+    pub fn new(db: impl Into<Db>, key: LedgerKey, config: SealerConfig) -> Self {
+        Self {
+            db: db.into(),
+            key,
+            config,
+        }
     }
 
     /// Seals the next batch of committed events. Returns [`LedgerError::Busy`] when
     /// another sealer holds the lock.
     pub async fn seal_batch(&self) -> Result<SealOutcome, LedgerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         lock(&mut tx, SEALER_LOCK).await?;
         let cursor = cursor(&mut tx).await?;
-        let sql = format!(
-            "SELECT e.global_position, {ENTRY_COLUMNS} FROM events e \
-             WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
-               AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY e.tx_id, e.global_position LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&cursor.tx_id)
-            .bind(cursor.global_position)
-            .bind(self.config.batch_size)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut positions = Vec::with_capacity(rows.len());
-        let mut globals = Vec::with_capacity(rows.len());
-        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+        let rows: Vec<SealRow> = crate::on_tx!(&mut tx, |conn, lite| {
+            let sql = if lite {
+                format!(
+                    "SELECT e.global_position, {} FROM events e \
+                     WHERE e.global_position > $2 \
+                     ORDER BY e.global_position LIMIT $3",
+                    entry_columns(true)
+                )
+            } else {
+                format!(
+                    "SELECT e.global_position, {} FROM events e \
+                     WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
+                       AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY e.tx_id, e.global_position LIMIT $3",
+                    entry_columns(false)
+                )
+            };
+            sqlx::query_as(&sql)
+                .bind(&cursor.tx_id)
+                .bind(cursor.global_position)
+                .bind(self.config.batch_size)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        let sealed = rows.len();
+        let mut positions = Vec::with_capacity(sealed);
+        let mut globals = Vec::with_capacity(sealed);
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(sealed);
         let mut previous = cursor.hash;
         let mut position = cursor.position;
-        for row in &rows {
+        for row in rows {
             position += 1;
-            let entry = entry_from_row(position, row)?;
+            globals.push(row.global_position);
+            let entry = row.event.entry(position)?;
             previous = entry.chain_hash(&previous)?;
             positions.push(position);
-            globals.push(row.try_get::<i64, _>("global_position")?);
             hashes.push(previous.to_vec());
         }
-        if !rows.is_empty() {
-            sqlx::query(
-                "INSERT INTO ledger (position, global_position, hash) \
-                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[])",
-            )
-            .bind(&positions)
-            .bind(&globals)
-            .bind(&hashes)
-            .execute(&mut *tx)
-            .await?;
+        match &mut tx {
+            Tx::Postgres(t) if sealed > 0 => {
+                sqlx::query(
+                    "INSERT INTO ledger (position, global_position, hash) \
+                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[])",
+                )
+                .bind(&positions)
+                .bind(&globals)
+                .bind(&hashes)
+                .execute(&mut **t)
+                .await?;
+            }
+            Tx::Sqlite(t) => {
+                for ((position, global), hash) in positions.iter().zip(&globals).zip(&hashes) {
+                    sqlx::query(
+                        "INSERT INTO ledger (position, global_position, hash) VALUES ($1, $2, $3)",
+                    )
+                    .bind(position)
+                    .bind(global)
+                    .bind(hash)
+                    .execute(&mut **t)
+                    .await?;
+                }
+            }
+            Tx::Postgres(_) => {}
         }
         let checkpoint = self
             .checkpoint_if_due(&mut tx, position, previous, false)
             .await?;
         tx.commit().await?;
         Ok(SealOutcome {
-            sealed: rows.len(),
+            sealed,
             head: position,
             checkpoint: checkpoint.map(|c| c.position),
         })
@@ -147,7 +186,7 @@ impl Sealer {
 
     /// Signs a checkpoint of the current head now, unless it is already checkpointed.
     pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, LedgerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         lock(&mut tx, SEALER_LOCK).await?;
         let cursor = cursor(&mut tx).await?;
         let checkpoint = self
@@ -159,18 +198,20 @@ impl Sealer {
 
     async fn checkpoint_if_due(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut Tx,
         head: i64,
         hash: Hash,
         force: bool,
     ) -> Result<Option<Checkpoint>, LedgerError> {
-        let last = sqlx::query(
-            "SELECT position, signed_at FROM ledger_checkpoints ORDER BY position DESC LIMIT 1",
-        )
-        .fetch_optional(&mut **tx)
-        .await?;
-        let (last_position, last_signed): (i64, Option<DateTime<Utc>>) = match last {
-            Some(row) => (row.try_get("position")?, Some(row.try_get("signed_at")?)),
+        let last: Option<(i64, DateTime<Utc>)> = crate::on_tx!(tx, |conn| {
+            sqlx::query_as(
+                "SELECT position, signed_at FROM ledger_checkpoints ORDER BY position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let (last_position, last_signed) = match last {
+            Some((position, signed)) => (position, Some(signed)),
             None => (0, None),
         };
         if head <= last_position {
@@ -186,17 +227,19 @@ impl Sealer {
             return Ok(None);
         }
         let checkpoint = self.key.sign(head, hash, now);
-        sqlx::query(
-            "INSERT INTO ledger_checkpoints (position, hash, signed_at, key_id, signature) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(checkpoint.position)
-        .bind(checkpoint.hash.to_vec())
-        .bind(checkpoint.signed_at)
-        .bind(&checkpoint.key_id)
-        .bind(checkpoint.signature.to_vec())
-        .execute(&mut **tx)
-        .await?;
+        crate::on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO ledger_checkpoints (position, hash, signed_at, key_id, signature) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(checkpoint.position)
+            .bind(checkpoint.hash.to_vec())
+            .bind(checkpoint.signed_at)
+            .bind(&checkpoint.key_id)
+            .bind(checkpoint.signature.to_vec())
+            .execute(&mut *conn)
+            .await?;
+        });
         Ok(Some(checkpoint))
     }
 
@@ -219,8 +262,12 @@ impl Sealer {
     }
 }
 
-/// Takes a transaction-scoped advisory lock or reports [`LedgerError::Busy`].
-pub(crate) async fn lock(tx: &mut Transaction<'_, Postgres>, key: i64) -> Result<(), LedgerError> {
+/// Takes a transaction-scoped advisory lock or reports [`LedgerError::Busy`]. On SQLite
+/// the `BEGIN IMMEDIATE` transaction already holds the database's one write lock.
+pub(crate) async fn lock(tx: &mut Tx, key: i64) -> Result<(), LedgerError> {
+    let Tx::Postgres(tx) = tx else {
+        return Ok(());
+    };
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(key)
         .fetch_one(&mut **tx)
@@ -232,20 +279,32 @@ pub(crate) async fn lock(tx: &mut Transaction<'_, Postgres>, key: i64) -> Result
     }
 }
 
-async fn cursor(tx: &mut Transaction<'_, Postgres>) -> Result<Cursor, LedgerError> {
-    let row = sqlx::query(
-        "SELECT l.position, l.hash, e.tx_id::text AS tx_id, e.global_position \
-         FROM ledger l JOIN events e ON e.global_position = l.global_position \
-         ORDER BY l.position DESC LIMIT 1",
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
+/// An event row the sealer reads.
+#[derive(sqlx::FromRow)]
+struct SealRow {
+    global_position: i64,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+async fn cursor(tx: &mut Tx) -> Result<Cursor, LedgerError> {
+    let row: Option<(i64, Vec<u8>, String, i64)> = crate::on_tx!(tx, |conn, lite| {
+        let sql = if lite {
+            "SELECT position, hash, '0' AS tx_id, global_position \
+             FROM ledger ORDER BY position DESC LIMIT 1"
+        } else {
+            "SELECT l.position, l.hash, e.tx_id::text AS tx_id, e.global_position \
+             FROM ledger l JOIN events e ON e.global_position = l.global_position \
+             ORDER BY l.position DESC LIMIT 1"
+        };
+        sqlx::query_as(sql).fetch_optional(&mut *conn).await?
+    });
     match row {
-        Some(row) => Ok(Cursor {
-            position: row.try_get("position")?,
-            hash: hash_from_slice(row.try_get("hash")?)?,
-            tx_id: row.try_get("tx_id")?,
-            global_position: row.try_get("global_position")?,
+        Some((position, hash, tx_id, global_position)) => Ok(Cursor {
+            position,
+            hash: hash_from_slice(&hash)?,
+            tx_id,
+            global_position,
         }),
         None => Ok(Cursor {
             position: 0,

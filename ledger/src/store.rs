@@ -29,17 +29,120 @@ use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use release_pilot_domain::DomainError;
-use sqlx::PgPool;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
 
+use crate::db::Db;
 use crate::error::LedgerError;
 use crate::metadata::EventMetadata;
 
 /// The persisted store of one aggregate type.
-pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+pub type Store<A> = PersistedEventStore<Repository, A>;
+
+/// The cqrs-es event repository of the backend: postgres-es or sqlite-es over the same
+/// `events` and `snapshots` tables.
+pub enum Repository {
+    /// postgres-es.
+    Postgres(PostgresEventRepository),
+    /// sqlite-es.
+    Sqlite(SqliteEventRepository),
+}
+
+impl Repository {
+    /// The repository over `db`.
+    pub fn new(db: &Db) -> Self {
+        match db {
+            Db::Postgres(pool) => Self::Postgres(PostgresEventRepository::new(pool.clone())),
+            Db::Sqlite(pool) => Self::Sqlite(SqliteEventRepository::new(pool.clone())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Postgres(_) => "Repository::Postgres",
+            Self::Sqlite(_) => "Repository::Sqlite",
+        })
+    }
+}
+
+/// sqlite-es reports only a primary-key violation as a conflict; the SQLite events table
+/// keys events by `global_position` and makes `(aggregate_type, aggregate_id, sequence)`
+/// (and a release's service and version) unique, which PostgreSQL reports as a conflict
+/// too. Both backends answer a lost race the same way.
+fn unique_is_conflict(error: PersistenceError) -> PersistenceError {
+    match error {
+        PersistenceError::UnknownError(e) if e.to_string().contains("UNIQUE constraint failed") => {
+            PersistenceError::OptimisticLockError
+        }
+        other => other,
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, |$repo:ident| $body:expr) => {
+        match $self {
+            Repository::Postgres($repo) => $body,
+            Repository::Sqlite($repo) => $body,
+        }
+    };
+}
+
+impl PersistedEventRepository for Repository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, |repo| repo.get_events::<A>(aggregate_id).await)
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, |repo| repo
+            .get_last_events::<A>(aggregate_id, last_sequence)
+            .await)
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        delegate!(self, |repo| repo.get_snapshot::<A>(aggregate_id).await)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        delegate!(self, |repo| repo
+            .persist::<A>(events, snapshot_update)
+            .await
+            .map_err(unique_is_conflict))
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, |repo| repo.stream_events::<A>(aggregate_id).await)
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, |repo| repo.stream_all_events::<A>().await)
+    }
+}
 
 /// What a command did.
 #[derive(Debug)]
@@ -64,10 +167,10 @@ type Cache = Arc<Mutex<LruCache<(&'static str, String), Cached>>>;
 /// How many aggregates the store keeps in memory by default.
 pub const DEFAULT_CACHED_AGGREGATES: usize = 10_000;
 
-/// Every aggregate's persisted store over one PostgreSQL pool.
+/// Every aggregate's persisted store over one database.
 #[derive(Clone)]
 pub struct EventStore {
-    pool: PgPool,
+    db: Db,
     snapshot_every: usize,
     cache: Cache,
 }
@@ -83,18 +186,18 @@ impl std::fmt::Debug for EventStore {
 impl EventStore {
     /// A store over `pool`, snapshotting each aggregate every `snapshot_every` events and
     /// keeping up to [`DEFAULT_CACHED_AGGREGATES`] aggregates in memory.
-    pub fn new(pool: PgPool, snapshot_every: usize) -> Self {
-        Self::with_cache(pool, snapshot_every, DEFAULT_CACHED_AGGREGATES)
+    pub fn new(db: impl Into<Db>, snapshot_every: usize) -> Self {
+        Self::with_cache(db, snapshot_every, DEFAULT_CACHED_AGGREGATES)
     }
 
     /// As [`EventStore::new`], keeping up to `cached` aggregates in memory (0 disables the
     /// cache).
-    pub fn with_cache(pool: PgPool, snapshot_every: usize, cached: usize) -> Self {
+    pub fn with_cache(db: impl Into<Db>, snapshot_every: usize, cached: usize) -> Self {
         let capacity = NonZeroUsize::new(cached).unwrap_or(NonZeroUsize::MIN);
         let cache = LruCache::new(capacity);
         let cache = Arc::new(Mutex::new(cache));
         let store = Self {
-            pool,
+            db: db.into(),
             snapshot_every,
             cache,
         };
@@ -150,27 +253,26 @@ impl EventStore {
 
     /// The aggregate's version in the database (its last sequence, 0 when it has none).
     async fn stored_version<A: Aggregate>(&self, id: &str) -> Result<usize, LedgerError> {
-        let version: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
+        let version: i64 = crate::on!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT COALESCE(max(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+            )
+            .bind(A::TYPE)
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+        });
         Ok(usize::try_from(version).unwrap_or(0))
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// A store for loading and committing one aggregate type directly.
     pub fn store<A: Aggregate>(&self) -> Store<A> {
-        PersistedEventStore::new_snapshot_store(
-            PostgresEventRepository::new(self.pool.clone()),
-            self.snapshot_every,
-        )
+        PersistedEventStore::new_snapshot_store(Repository::new(&self.db), self.snapshot_every)
     }
 
     /// Loads an aggregate's current state and version (0 when it has no events), from

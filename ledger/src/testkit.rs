@@ -1,5 +1,6 @@
 //! Test fixtures on the real services: a fresh PostgreSQL database per test (migrated,
-//! dropped afterwards) and JetStream stream names no other test uses.
+//! dropped afterwards), or a fresh SQLite file for the suites that run on both backends,
+//! and JetStream stream names no other test uses.
 //!
 //! The server addresses come from `RELEASE_PILOT_TEST_DATABASE_URL` (an admin URL,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`) and
@@ -9,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::relay::RelayConfig;
 
 /// The admin URL of the test PostgreSQL server.
@@ -61,7 +63,9 @@ impl TestDatabase {
             .connect(&url)
             .await
             .expect("connect to test database");
-        crate::db::migrate(&pool).await.expect("migrations apply");
+        crate::db::migrate(&pool.clone().into())
+            .await
+            .expect("migrations apply");
         Self { pool, url, name }
     }
 
@@ -69,6 +73,99 @@ impl TestDatabase {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The database as the ledger's handle.
+    pub fn db(&self) -> Db {
+        Db::Postgres(self.pool.clone())
+    }
+}
+
+/// A backend the backend-sensitive suites run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL, a fresh database on the test server.
+    Postgres,
+    /// SQLite, a fresh file in a temporary directory.
+    Sqlite,
+}
+
+/// A fresh, migrated database on either backend, removed when the value is dropped.
+pub struct TestDb {
+    /// The database.
+    pub db: Db,
+    /// Its URL (`postgres://…` or `sqlite://…`).
+    pub url: String,
+    _postgres: Option<TestDatabase>,
+    directory: Option<std::path::PathBuf>,
+}
+
+impl TestDb {
+    /// Creates and migrates a database on `backend`.
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                Self {
+                    db: database.db(),
+                    url: database.url.clone(),
+                    _postgres: Some(database),
+                    directory: None,
+                }
+            }
+            Backend::Sqlite => {
+                let directory =
+                    std::env::temp_dir().join(format!("rp_test_{}", Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&directory).expect("create test directory");
+                let file = directory.join("ledger.db");
+                let db = Db::open_sqlite(&file, 8)
+                    .await
+                    .expect("open test SQLite database");
+                crate::db::migrate(&db).await.expect("migrations apply");
+                Self {
+                    db,
+                    url: format!("sqlite://{}", file.display()),
+                    _postgres: None,
+                    directory: Some(directory),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(directory) = &self.directory {
+            let _ = std::fs::remove_dir_all(directory);
+        }
+    }
+}
+
+/// Runs an async test body once on PostgreSQL and once on SQLite: `both_backends!(name,
+/// |db| async move { … })` defines the tests `name::postgres` and `name::sqlite`, each
+/// handing the body a fresh [`TestDb`].
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* $name:ident, |$db:ident| $body:expr) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($db: $crate::testkit::TestDb) {
+                $body.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                body($crate::testkit::TestDb::create($crate::testkit::Backend::Postgres).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                body($crate::testkit::TestDb::create($crate::testkit::Backend::Sqlite).await).await;
+            }
+        }
+    };
 }
 
 impl Drop for TestDatabase {
@@ -165,21 +262,24 @@ impl Drop for TestStream {
 /// Seals until the ledger holds every committed event (another test's open transaction
 /// may hold the sealing horizon back for a moment); returns the number of entries.
 pub async fn seal_everything(
-    pool: &PgPool,
+    db: impl Into<Db>,
     key: &crate::signing::LedgerKey,
     timeout: std::time::Duration,
 ) -> i64 {
+    let db = db.into();
     let sealer = crate::sealer::Sealer::new(
-        pool.clone(),
+        db.clone(),
         key.clone(),
         crate::sealer::SealerConfig::default(),
     );
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(pool)
-            .await
-            .expect("count events");
+        let committed: i64 = crate::on!(&db, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await
+                .expect("count events")
+        });
         let outcome = sealer.seal_batch().await.expect("seal");
         if outcome.head >= committed {
             return outcome.head;

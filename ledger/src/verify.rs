@@ -9,9 +9,11 @@ use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
 use futures::TryStreamExt;
-use sqlx::{PgPool, Row};
+use sqlx::{FromRow, Row};
 
-use crate::db::{entry_from_row, ENTRY_COLUMNS};
+use chrono::{DateTime, Utc};
+
+use crate::db::{entry_columns, Db, EventRow};
 use crate::entry::{hash_from_slice, Entry, Hash, GENESIS};
 use crate::error::LedgerError;
 use crate::signing::{verify_checkpoint, Checkpoint, CheckpointProblem};
@@ -209,20 +211,22 @@ impl ChainVerifier {
 }
 
 /// Every stored checkpoint, in position order.
-pub async fn checkpoints(pool: &PgPool) -> Result<Vec<Checkpoint>, LedgerError> {
-    let rows = sqlx::query(
-        "SELECT position, hash, signed_at, key_id, signature FROM ledger_checkpoints ORDER BY position",
-    )
-    .fetch_all(pool)
-    .await?;
+pub async fn checkpoints(db: &Db) -> Result<Vec<Checkpoint>, LedgerError> {
+    type CheckpointRow = (i64, Vec<u8>, DateTime<Utc>, String, Vec<u8>);
+    let rows: Vec<CheckpointRow> = crate::on!(db, |pool| {
+        sqlx::query_as(
+            "SELECT position, hash, signed_at, key_id, signature FROM ledger_checkpoints ORDER BY position",
+        )
+        .fetch_all(pool)
+        .await?
+    });
     let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let signature: Vec<u8> = row.try_get("signature")?;
+    for (position, hash, signed_at, key_id, signature) in rows {
         out.push(Checkpoint {
-            position: row.try_get("position")?,
-            hash: hash_from_slice(row.try_get("hash")?)?,
-            signed_at: row.try_get("signed_at")?,
-            key_id: row.try_get("key_id")?,
+            position,
+            hash: hash_from_slice(&hash)?,
+            signed_at,
+            key_id,
             signature: signature.try_into().map_err(|_| {
                 LedgerError::Corrupt("a checkpoint signature is not 64 bytes".into())
             })?,
@@ -234,38 +238,44 @@ pub async fn checkpoints(pool: &PgPool) -> Result<Vec<Checkpoint>, LedgerError> 
 /// Verifies the whole ledger in the database. `progress` is called with the number of
 /// entries verified so far, every 10 000 entries.
 pub async fn verify_database(
-    pool: &PgPool,
+    db: &Db,
     key: &VerifyingKey,
     mut progress: impl FnMut(i64),
 ) -> Result<Result<VerifyReport, VerifyFailure>, LedgerError> {
-    let mut verifier = ChainVerifier::new(*key, checkpoints(pool).await?);
-    let sql = format!(
-        "SELECT l.position, l.hash, e.global_position IS NOT NULL AS present, {ENTRY_COLUMNS} \
-         FROM ledger l LEFT JOIN events e ON e.global_position = l.global_position \
-         ORDER BY l.position"
-    );
-    let mut rows = sqlx::query(&sql).fetch(pool);
-    let mut count = 0i64;
-    while let Some(row) = rows.try_next().await? {
-        let position: i64 = row.try_get("position")?;
-        let stored = hash_from_slice(row.try_get("hash")?)?;
-        let present: bool = row.try_get("present")?;
-        let entry = if present {
-            // A row that no longer reads as an entry was altered: name its position.
-            match entry_from_row(position, &row) {
-                Ok(entry) => Some(entry),
-                Err(_) => return Ok(Err(VerifyFailure::HashMismatch { position })),
+    let mut verifier = ChainVerifier::new(*key, checkpoints(db).await?);
+    crate::on!(db, |pool, lite| {
+        let sql = format!(
+            "SELECT l.position, l.hash, e.global_position IS NOT NULL AS present, {} \
+             FROM ledger l LEFT JOIN events e ON e.global_position = l.global_position \
+             ORDER BY l.position",
+            entry_columns(lite)
+        );
+        let mut rows = sqlx::query(&sql).fetch(pool);
+        let mut count = 0i64;
+        while let Some(row) = rows.try_next().await? {
+            let position: i64 = row.try_get("position")?;
+            let stored = hash_from_slice(row.try_get("hash")?)?;
+            let present: bool = row.try_get("present")?;
+            let entry = if present {
+                // A row that no longer reads as an entry was altered: name its position.
+                match EventRow::from_row(&row)
+                    .map_err(LedgerError::from)
+                    .and_then(|r| r.entry(position))
+                {
+                    Ok(entry) => Some(entry),
+                    Err(_) => return Ok(Err(VerifyFailure::HashMismatch { position })),
+                }
+            } else {
+                None
+            };
+            if let Err(failure) = verifier.feed(position, entry.as_ref(), &stored) {
+                return Ok(Err(failure));
             }
-        } else {
-            None
-        };
-        if let Err(failure) = verifier.feed(position, entry.as_ref(), &stored) {
-            return Ok(Err(failure));
+            count += 1;
+            if count % 10_000 == 0 {
+                progress(count);
+            }
         }
-        count += 1;
-        if count % 10_000 == 0 {
-            progress(count);
-        }
-    }
+    });
     Ok(verifier.finish())
 }

@@ -87,7 +87,7 @@ async fn aborting_the_sealer_and_relay_at_random_points_loses_and_doubles_nothin
         common::assert_sealed_exactly_once(&db.pool).await,
         committed
     );
-    verify_database(&db.pool, &key.verifying_key(), |_| {})
+    verify_database(&db.db(), &key.verifying_key(), |_| {})
         .await
         .expect("runs")
         .expect("the chain verifies after the crashes");

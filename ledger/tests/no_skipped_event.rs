@@ -37,7 +37,9 @@ async fn thirty_two_writers_committing_out_of_order_lose_and_double_nothing() {
     let tail = tokio::spawn(async move {
         let mut seen = 0i64;
         loop {
-            let batch = entries_after(&tail_pool, seen, 1000).await.expect("tail");
+            let batch = entries_after(&tail_pool.clone().into(), seen, 1000)
+                .await
+                .expect("tail");
             for (entry, _) in &batch {
                 assert_eq!(entry.position, seen + 1, "the tail skipped or repeated");
                 seen = entry.position;
@@ -77,7 +79,7 @@ async fn thirty_two_writers_committing_out_of_order_lose_and_double_nothing() {
         common::assert_sealed_exactly_once(&db.pool).await,
         committed
     );
-    let report = verify_database(&db.pool, &key.verifying_key(), |_| {})
+    let report = verify_database(&db.db(), &key.verifying_key(), |_| {})
         .await
         .expect("verification runs")
         .expect("the chain verifies");
@@ -104,7 +106,7 @@ async fn two_active_sealers_never_fork_the_chain() {
         common::assert_sealed_exactly_once(&db.pool).await,
         committed
     );
-    verify_database(&db.pool, &key.verifying_key(), |_| {})
+    verify_database(&db.db(), &key.verifying_key(), |_| {})
         .await
         .expect("runs")
         .expect("verifies");
@@ -125,7 +127,7 @@ async fn a_sealer_that_shuts_down_signs_a_final_checkpoint() {
         .expect("insert");
     let (stop, shutdown) = watch::channel(false);
     let running = tokio::spawn(common::sealer(&db.pool, &key).run(shutdown));
-    while release_pilot_ledger::db::head(&db.pool)
+    while release_pilot_ledger::db::head(&db.db())
         .await
         .expect("head")
         .0

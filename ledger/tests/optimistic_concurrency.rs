@@ -1,5 +1,5 @@
 //! Two commands on one aggregate at once: one wins, the other gets a typed conflict, and
-//! nothing of the loser is written.
+//! nothing of the loser is written — on PostgreSQL and on the embedded SQLite backend.
 
 mod common;
 
@@ -11,9 +11,9 @@ use release_pilot_domain::ids::{Person, RequirementId};
 use release_pilot_domain::requirement::{
     RegisterRequirement, Requirement, RequirementCommand, RequirementEvent, UpdateRequirement,
 };
+use release_pilot_ledger::both_backends;
 use release_pilot_ledger::metadata::EventMetadata;
 use release_pilot_ledger::store::{map_error, EventStore};
-use release_pilot_ledger::testkit::TestDatabase;
 use release_pilot_ledger::LedgerError;
 use uuid::Uuid;
 
@@ -48,11 +48,13 @@ async fn registered(store: &EventStore) {
 }
 
 async fn events_of(store: &EventStore, id: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
-        .bind(id)
-        .fetch_one(store.pool())
-        .await
-        .expect("count")
+    release_pilot_ledger::on!(store.db(), |pool| {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .expect("count")
+    })
 }
 
 fn updated(title: &str) -> RequirementEvent {
@@ -63,72 +65,72 @@ fn updated(title: &str) -> RequirementEvent {
     }
 }
 
-#[tokio::test]
-async fn the_second_commit_on_a_stale_version_is_a_conflict_and_writes_nothing() {
-    let db = TestDatabase::create().await;
-    let store = EventStore::new(db.pool.clone(), 100);
-    registered(&store).await;
-    let raw = store.store::<Requirement>();
-    let first = raw.load_aggregate("REQ-1").await.expect("load");
-    let second = raw.load_aggregate("REQ-1").await.expect("load");
-    raw.commit(vec![updated("A")], first, HashMap::new())
-        .await
-        .expect("the first writer wins");
-    let loser = raw
-        .commit(
-            vec![updated("B"), updated("C")],
-            second,
-            metadata().to_map(),
-        )
-        .await
-        .expect_err("the second writer loses");
-    assert!(matches!(map_error(loser), LedgerError::Conflict));
-    assert_eq!(
-        events_of(&store, "REQ-1").await,
-        2,
-        "nothing of the loser is written"
-    );
-    let (state, version) = store.load::<Requirement>("REQ-1").await.expect("load");
-    assert_eq!((state.title.as_str(), version), ("A", 2));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_commands_either_succeed_or_get_a_typed_conflict() {
-    let db = TestDatabase::create().await;
-    let store = std::sync::Arc::new(EventStore::new(db.pool.clone(), 100));
-    registered(&store).await;
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let command = RequirementCommand::Update(UpdateRequirement {
-                title: format!("title {i}"),
-                category: "functional".into(),
-                actor: person(),
-                requested_at: Utc::now(),
-            });
-            store
-                .execute::<Requirement>("REQ-1", command, &metadata())
-                .await
-                .map(|_| ())
-        }));
+both_backends!(
+    the_second_commit_on_a_stale_version_is_a_conflict_and_writes_nothing,
+    |db| async move {
+        let store = EventStore::new(db.db.clone(), 100);
+        registered(&store).await;
+        let raw = store.store::<Requirement>();
+        let first = raw.load_aggregate("REQ-1").await.expect("load");
+        let second = raw.load_aggregate("REQ-1").await.expect("load");
+        raw.commit(vec![updated("A")], first, HashMap::new())
+            .await
+            .expect("the first writer wins");
+        let loser = raw
+            .commit(
+                vec![updated("B"), updated("C")],
+                second,
+                metadata().to_map(),
+            )
+            .await
+            .expect_err("the second writer loses");
+        assert!(matches!(map_error(loser), LedgerError::Conflict));
+        assert_eq!(
+            events_of(&store, "REQ-1").await,
+            2,
+            "nothing of the loser is written"
+        );
+        let (state, version) = store.load::<Requirement>("REQ-1").await.expect("load");
+        assert_eq!((state.title.as_str(), version), ("A", 2));
     }
-    let mut succeeded = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(()) => succeeded += 1,
-            Err(LedgerError::Conflict) => {}
-            Err(other) => panic!("only conflicts may fail these commands: {other}"),
+);
+
+both_backends!(
+    concurrent_commands_either_succeed_or_get_a_typed_conflict,
+    |db| async move {
+        let store = std::sync::Arc::new(EventStore::new(db.db.clone(), 100));
+        registered(&store).await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let command = RequirementCommand::Update(UpdateRequirement {
+                    title: format!("title {i}"),
+                    category: "functional".into(),
+                    actor: person(),
+                    requested_at: Utc::now(),
+                });
+                store
+                    .execute::<Requirement>("REQ-1", command, &metadata())
+                    .await
+                    .map(|_| ())
+            }));
         }
+        let mut succeeded = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(()) => succeeded += 1,
+                Err(LedgerError::Conflict) => {}
+                Err(other) => panic!("only conflicts may fail these commands: {other}"),
+            }
+        }
+        assert!(succeeded >= 1);
+        assert_eq!(events_of(&store, "REQ-1").await, 1 + succeeded);
     }
-    assert!(succeeded >= 1);
-    assert_eq!(events_of(&store, "REQ-1").await, 1 + succeeded);
-}
+);
 
-#[tokio::test]
-async fn domain_refusals_stay_domain_errors() {
-    let db = TestDatabase::create().await;
-    let store = EventStore::new(db.pool.clone(), 100);
+both_backends!(domain_refusals_stay_domain_errors, |db| async move {
+    let store = EventStore::new(db.db.clone(), 100);
     let command = RequirementCommand::Update(UpdateRequirement {
         title: "x".into(),
         category: "functional".into(),
@@ -144,64 +146,70 @@ async fn domain_refusals_stay_domain_errors() {
         LedgerError::Domain(release_pilot_domain::DomainError::RequirementNotFound)
     ));
     assert_eq!(events_of(&store, "REQ-404").await, 0);
-}
+});
 
-#[tokio::test]
-async fn metadata_is_stored_with_every_event_and_reads_back_typed() {
-    let db = TestDatabase::create().await;
-    let store = EventStore::new(db.pool.clone(), 100);
-    registered(&store).await;
-    let stored: serde_json::Value =
-        sqlx::query_scalar("SELECT metadata::jsonb FROM events WHERE aggregate_id = 'REQ-1'")
-            .fetch_one(store.pool())
+both_backends!(
+    metadata_is_stored_with_every_event_and_reads_back_typed,
+    |db| async move {
+        let store = EventStore::new(db.db.clone(), 100);
+        registered(&store).await;
+        let stored: String = release_pilot_ledger::on!(store.db(), |pool| {
+            sqlx::query_scalar(
+                "SELECT CAST(metadata AS TEXT) FROM events WHERE aggregate_id = 'REQ-1'",
+            )
+            .fetch_one(pool)
             .await
-            .expect("metadata");
-    let map: HashMap<String, String> = serde_json::from_value(stored).expect("a string map");
-    let typed = EventMetadata::from_map(&map).expect("typed");
-    assert_eq!(typed.actor, "pm@example.com");
-    assert_eq!(typed.actor_roles, ["admin"]);
-}
+            .expect("metadata")
+        });
+        let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
+        let map: HashMap<String, String> = serde_json::from_value(stored).expect("a string map");
+        let typed = EventMetadata::from_map(&map).expect("typed");
+        assert_eq!(typed.actor, "pm@example.com");
+        assert_eq!(typed.actor_roles, ["admin"]);
+    }
+);
 
-#[tokio::test]
-async fn a_cached_aggregate_made_stale_by_another_process_is_decided_again_not_committed_stale() {
-    let db = TestDatabase::create().await;
-    // Two stores over one database stand for two command-service processes.
-    let first = EventStore::new(db.pool.clone(), 100);
-    let second = EventStore::new(db.pool.clone(), 100);
-    registered(&first).await;
-    let update = |title: &str| {
-        RequirementCommand::Update(UpdateRequirement {
-            title: title.into(),
-            category: "functional".into(),
-            actor: person(),
-            requested_at: Utc::now(),
-        })
-    };
-    // The second process appends behind the first one's cache.
-    let behind = second
-        .execute::<Requirement>("REQ-1", update("B"), &metadata())
-        .await
-        .expect("second writes");
-    assert_eq!(behind.version, 2);
-    // A read through the first store sees it (the cached version is checked)...
-    let (state, version) = first.load::<Requirement>("REQ-1").await.expect("load");
-    assert_eq!((state.title.as_str(), version), ("B", 2));
-    // ...and a command decided on a stale cache is decided again on what is stored.
-    let third = second
-        .execute::<Requirement>("REQ-1", update("C"), &metadata())
-        .await
-        .expect("second writes again");
-    assert_eq!(third.version, 3);
-    let executed = first
-        .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
-        .await
-        .expect("first writes after reloading");
-    assert_eq!(executed.version, 4);
-    assert_eq!(events_of(&first, "REQ-1").await, 4);
-    // Deciding again means the domain sees the real state: an unchanged title is refused.
-    let refused = second
-        .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
-        .await
-        .expect_err("no change is refused on the fresh state");
-    assert!(matches!(refused, LedgerError::Domain(_)));
-}
+both_backends!(
+    a_cached_aggregate_made_stale_by_another_process_is_decided_again_not_committed_stale,
+    |db| async move {
+        // Two stores over one database stand for two command-service processes.
+        let first = EventStore::new(db.db.clone(), 100);
+        let second = EventStore::new(db.db.clone(), 100);
+        registered(&first).await;
+        let update = |title: &str| {
+            RequirementCommand::Update(UpdateRequirement {
+                title: title.into(),
+                category: "functional".into(),
+                actor: person(),
+                requested_at: Utc::now(),
+            })
+        };
+        // The second process appends behind the first one's cache.
+        let behind = second
+            .execute::<Requirement>("REQ-1", update("B"), &metadata())
+            .await
+            .expect("second writes");
+        assert_eq!(behind.version, 2);
+        // A read through the first store sees it (the cached version is checked)...
+        let (state, version) = first.load::<Requirement>("REQ-1").await.expect("load");
+        assert_eq!((state.title.as_str(), version), ("B", 2));
+        // ...and a command decided on a stale cache is decided again on what is stored.
+        let third = second
+            .execute::<Requirement>("REQ-1", update("C"), &metadata())
+            .await
+            .expect("second writes again");
+        assert_eq!(third.version, 3);
+        let executed = first
+            .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
+            .await
+            .expect("first writes after reloading");
+        assert_eq!(executed.version, 4);
+        assert_eq!(events_of(&first, "REQ-1").await, 4);
+        // Deciding again means the domain sees the real state: an unchanged title is refused.
+        let refused = second
+            .execute::<Requirement>("REQ-1", update("Users can log in"), &metadata())
+            .await
+            .expect_err("no change is refused on the fresh state");
+        assert!(matches!(refused, LedgerError::Domain(_)));
+    }
+);

@@ -46,7 +46,7 @@ async fn tamper(pool: &PgPool, sql: &str) {
 }
 
 async fn verify(db: &TestDatabase, key: &LedgerKey) -> Result<i64, VerifyFailure> {
-    verify_database(&db.pool, &key.verifying_key(), |_| {})
+    verify_database(&db.db(), &key.verifying_key(), |_| {})
         .await
         .expect("verification runs")
         .map(|report| report.entries)
@@ -144,8 +144,8 @@ async fn a_rewritten_chain_is_caught_by_the_signed_checkpoint() {
     tamper(&db.pool, "UPDATE events SET payload = '{\"LoadEvent\": {}}' WHERE global_position = (SELECT global_position FROM ledger WHERE position = 40)").await;
     let rehash: Vec<u8> = {
         use release_pilot_ledger::db::entries_after;
-        let previous = entries_after(&db.pool, 38, 1).await.expect("read")[0].1;
-        let (entry, _) = entries_after(&db.pool, 39, 1)
+        let previous = entries_after(&db.db(), 38, 1).await.expect("read")[0].1;
+        let (entry, _) = entries_after(&db.db(), 39, 1)
             .await
             .expect("read")
             .remove(0);

@@ -1,7 +1,7 @@
 //! Every projection, by name: what the projector runs and what `replay` rebuilds.
 
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
-use sqlx::PgConnection;
 
 use crate::audit_index::AuditIndex;
 use crate::dora_facts::DoraFacts;
@@ -68,7 +68,7 @@ impl Projection for AnyProjection {
         }
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         match self {
             Self::AuditIndex => AuditIndex.apply(tx, entry).await,
             Self::ReleaseTimeline => ReleaseTimeline.apply(tx, entry).await,
@@ -79,11 +79,7 @@ impl Projection for AnyProjection {
         }
     }
 
-    async fn apply_batch(
-        &self,
-        tx: &mut PgConnection,
-        entries: &[Entry],
-    ) -> Result<(), BatchError> {
+    async fn apply_batch(&self, tx: &mut Tx, entries: &[Entry]) -> Result<(), BatchError> {
         match self {
             Self::AuditIndex => AuditIndex.apply_batch(tx, entries).await,
             Self::ReleaseTimeline => ReleaseTimeline.apply_batch(tx, entries).await,

@@ -14,8 +14,9 @@ use release_pilot_domain::ids::{EnvironmentName, EnvironmentTier};
 use release_pilot_domain::incident::IncidentEvent;
 use release_pilot_domain::policy::PolicyEvent;
 use release_pilot_domain::release::ReleaseEvent;
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
-use sqlx::PgConnection;
+use release_pilot_ledger::on_tx;
 use uuid::Uuid;
 
 use crate::runner::{label, EntryExt, Projection, ProjectionError};
@@ -38,7 +39,7 @@ impl Projection for DoraFacts {
         ]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         match entry.aggregate_type.as_str() {
             "policy" => policy(tx, entry).await,
             "release" => release(tx, entry).await,
@@ -51,37 +52,41 @@ impl Projection for DoraFacts {
 
 /// Whether `environment` is production: by its latest policy, else by its name.
 pub(crate) async fn is_production(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     environment: &EnvironmentName,
 ) -> Result<bool, ProjectionError> {
-    let tier: Option<String> =
-        sqlx::query_scalar("SELECT tier FROM rm_dora_environment_tiers WHERE environment = $1")
-            .bind(environment.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let tier: Option<String> = on_tx!(&mut *tx, |c| sqlx::query_scalar(
+        "SELECT tier FROM rm_dora_environment_tiers WHERE environment = $1"
+    )
+    .bind(environment.as_str())
+    .fetch_optional(c)
+    .await)?;
     Ok(match tier {
         Some(tier) => tier == label(&EnvironmentTier::Production),
         None => environment.default_tier() == EnvironmentTier::Production,
     })
 }
 
-async fn policy(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn policy(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     let PolicyEvent::PolicyDefined {
         environment, rules, ..
     } = entry.event()?;
-    sqlx::query(
+    on_tx!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO rm_dora_environment_tiers (environment, tier, position) VALUES ($1, $2, $3) \
          ON CONFLICT (environment) DO UPDATE SET tier = EXCLUDED.tier, position = EXCLUDED.position",
     )
     .bind(environment.as_str())
     .bind(label(&rules.tier))
     .bind(entry.position)
-    .execute(tx)
-    .await?;
+    .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
-async fn release(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn release(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     let ReleaseEvent::ReleaseCreated {
         release_id,
         service,
@@ -92,7 +97,7 @@ async fn release(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionE
         return Ok(());
     };
     for commit in commits {
-        sqlx::query(
+        on_tx!(&mut *tx, |c| sqlx::query(
             "INSERT INTO rm_dora_release_commits (release_id, sha, service, committed_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -100,8 +105,9 @@ async fn release(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionE
         .bind(commit.sha.as_str())
         .bind(service.as_str())
         .bind(commit.committed_at)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -114,7 +120,7 @@ enum Change {
     Restored(DateTime<Utc>),
 }
 
-async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn environment(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     use EnvironmentEvent as E;
     let (deployment, change) = match entry.event()? {
         E::DeploymentStarted {
@@ -129,7 +135,8 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
             ..
         } => {
             let production = is_production(tx, &environment).await?;
-            sqlx::query(
+            on_tx!(&mut *tx, |c| {
+                sqlx::query(
                 "INSERT INTO rm_dora_deployments (deployment_id, service, environment, production, release_id, \
                  version, strategy, started_at, status, remediates_incident, planned, recorded_at, last_position) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_progress', $9, $10, $11, $12)",
@@ -146,8 +153,10 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
             .bind(strategy != Strategy::Hotfix && remediates_incident.is_none())
             .bind(entry.recorded()?)
             .bind(entry.position)
-            .execute(tx)
-            .await?;
+            .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
             return Ok(());
         }
         E::DeploymentCompleted {
@@ -204,19 +213,20 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
     | Change::Failed(at)
     | Change::FailureBegan(at)
     | Change::Restored(at)) = change;
-    let updated = sqlx::query(sql)
+    let updated = on_tx!(&mut *tx, |c| sqlx::query(sql)
         .bind(deployment.as_uuid())
         .bind(at)
         .bind(entry.position)
-        .execute(tx)
-        .await?;
-    if updated.rows_affected() == 0 {
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if updated == 0 {
         return Err(entry.poison(format_args!("deployment {deployment} was never started")));
     }
     Ok(())
 }
 
-async fn incident(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn incident(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     let incident: Uuid = entry.aggregate_uuid()?;
     match entry.event()? {
         IncidentEvent::IncidentOpened {
@@ -228,7 +238,8 @@ async fn incident(tx: &mut PgConnection, entry: &Entry) -> Result<(), Projection
             ..
         } => {
             let production = is_production(tx, &environment).await?;
-            sqlx::query(
+            on_tx!(&mut *tx, |c| {
+                sqlx::query(
                 "INSERT INTO rm_dora_incidents (incident_id, service, environment, production, severity, \
                  opened_at, deployment_id, last_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -240,18 +251,23 @@ async fn incident(tx: &mut PgConnection, entry: &Entry) -> Result<(), Projection
             .bind(opened_at)
             .bind(deployment_id.map(|d| d.as_uuid()))
             .bind(entry.position)
-            .execute(tx)
-            .await?;
+            .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
         }
         IncidentEvent::IncidentResolved { resolved_at, .. } => {
-            sqlx::query(
+            on_tx!(&mut *tx, |c| {
+                sqlx::query(
                 "UPDATE rm_dora_incidents SET resolved_at = $2, last_position = $3 WHERE incident_id = $1",
             )
             .bind(incident)
             .bind(resolved_at)
             .bind(entry.position)
-            .execute(tx)
-            .await?;
+            .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
         }
     }
     Ok(())

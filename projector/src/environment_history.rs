@@ -8,8 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use release_pilot_domain::environment::{EnvironmentEvent, RunningVersion};
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
-use sqlx::PgConnection;
+use release_pilot_ledger::on_tx;
 use uuid::Uuid;
 
 use crate::runner::{EntryExt, Projection, ProjectionError};
@@ -47,7 +48,7 @@ impl Projection for EnvironmentHistory {
         &["rm_environment_history"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         if entry.aggregate_type != "environment" {
             return Ok(());
         }
@@ -88,17 +89,17 @@ impl Projection for EnvironmentHistory {
         })?;
         let recorded_at = entry.recorded()?;
         // The next row in world time closes this one.
-        let next: Option<DateTime<Utc>> = sqlx::query_scalar(
+        let next: Option<DateTime<Utc>> = on_tx!(&mut *tx, |c| sqlx::query_scalar(
             "SELECT min(valid_from) FROM rm_environment_history \
              WHERE service = $1 AND environment = $2 AND valid_from > $3",
         )
         .bind(service)
         .bind(environment)
         .bind(live.at)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         // This row closes the one live just before it.
-        sqlx::query(
+        on_tx!(&mut *tx, |c| sqlx::query(
             "UPDATE rm_environment_history SET valid_to = $3 \
              WHERE service = $1 AND environment = $2 AND position = ( \
                SELECT position FROM rm_environment_history \
@@ -108,9 +109,11 @@ impl Projection for EnvironmentHistory {
         .bind(service)
         .bind(environment)
         .bind(live.at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        on_tx!(&mut *tx, |c| {
+            sqlx::query(
             "INSERT INTO rm_environment_history \
              (service, environment, position, deployment_id, release_id, version, valid_from, valid_to, recorded_at, cause, actor) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -126,8 +129,10 @@ impl Projection for EnvironmentHistory {
         .bind(recorded_at)
         .bind(live.cause)
         .bind(entry.meta("actor"))
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

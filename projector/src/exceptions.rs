@@ -10,9 +10,10 @@ use release_pilot_domain::environment::EnvironmentEvent;
 use release_pilot_domain::ids::EnvironmentName;
 use release_pilot_domain::policy::{PolicyEvent, PolicyRules};
 use release_pilot_domain::release::ReleaseEvent;
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
+use release_pilot_ledger::on_tx;
 use serde_json::{json, Value};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::runner::{EntryExt, Projection, ProjectionError};
@@ -35,20 +36,23 @@ impl Projection for Exceptions {
         ]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         match entry.aggregate_type.as_str() {
             "policy" => {
                 let PolicyEvent::PolicyDefined {
                     environment, rules, ..
                 } = entry.event()?;
-                sqlx::query(
+                on_tx!(&mut *tx, |c| {
+                    sqlx::query(
                     "INSERT INTO rm_exception_policies (environment, approvals_required) VALUES ($1, $2) \
                      ON CONFLICT (environment) DO UPDATE SET approvals_required = EXCLUDED.approvals_required",
                 )
                 .bind(environment.as_str())
                 .bind(i32::try_from(rules.approvals.min_approvals).unwrap_or(i32::MAX))
-                .execute(tx)
-                .await?;
+                .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+                })?;
                 Ok(())
             }
             "release" => release(tx, entry).await,
@@ -70,12 +74,9 @@ struct Exception<'a> {
     detail: Value,
 }
 
-async fn record(
-    tx: &mut PgConnection,
-    entry: &Entry,
-    row: Exception<'_>,
-) -> Result<(), ProjectionError> {
-    sqlx::query(
+async fn record(tx: &mut Tx, entry: &Entry, row: Exception<'_>) -> Result<(), ProjectionError> {
+    on_tx!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO rm_exceptions (position, kind, service, environment, release_id, deployment_id, actor, at, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -88,28 +89,34 @@ async fn record(
     .bind(row.actor)
     .bind(row.at)
     .bind(row.detail)
-    .execute(tx)
-    .await?;
+    .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
-async fn release(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn release(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     let release_id = entry.aggregate_uuid()?;
     let event: ReleaseEvent = entry.event()?;
     if let ReleaseEvent::ReleaseCreated { service, .. } = &event {
-        sqlx::query("INSERT INTO rm_exception_releases (release_id, service) VALUES ($1, $2)")
-            .bind(release_id)
-            .bind(service.as_str())
-            .execute(tx)
-            .await?;
+        on_tx!(&mut *tx, |c| sqlx::query(
+            "INSERT INTO rm_exception_releases (release_id, service) VALUES ($1, $2)"
+        )
+        .bind(release_id)
+        .bind(service.as_str())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
         return Ok(());
     }
-    let service: String =
-        sqlx::query_scalar("SELECT service FROM rm_exception_releases WHERE release_id = $1")
-            .bind(release_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| entry.poison("the release was never created"))?;
+    let service: String = on_tx!(&mut *tx, |c| sqlx::query_scalar(
+        "SELECT service FROM rm_exception_releases WHERE release_id = $1"
+    )
+    .bind(release_id)
+    .fetch_optional(c)
+    .await)?
+    .ok_or_else(|| entry.poison("the release was never created"))?;
     let at = entry.recorded()?;
     match event {
         ReleaseEvent::GateBypassed {
@@ -154,36 +161,50 @@ async fn release(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionE
         } => {
             // A retroactive approval of a hotfix: the hotfix is complete once enough
             // distinct people have approved.
-            sqlx::query(
+            on_tx!(&mut *tx, |c, lite| {
+                sqlx::query(if lite {
+                "UPDATE rm_exception_hotfixes SET \
+                   approvers = CASE WHEN EXISTS (SELECT 1 FROM json_each(approvers) WHERE value = $3) \
+                                    THEN approvers ELSE json_insert(approvers, '$[#]', $3) END, \
+                   last_position = $5 \
+                 WHERE release_id = $1 AND environment = $2 AND completed_at IS NULL"
+            } else {
                 "UPDATE rm_exception_hotfixes SET \
                    approvers = CASE WHEN approvers ? $3 THEN approvers ELSE approvers || to_jsonb($3::text) END, \
                    last_position = $5 \
-                 WHERE release_id = $1 AND environment = $2 AND completed_at IS NULL",
-            )
+                 WHERE release_id = $1 AND environment = $2 AND completed_at IS NULL"
+            })
             .bind(release_id)
             .bind(environment.as_str())
             .bind(approver.as_str())
             .bind(at)
             .bind(entry.position)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+            .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
+            on_tx!(&mut *tx, |c, lite| sqlx::query(if lite {
                 "UPDATE rm_exception_hotfixes SET completed_at = $3 \
                  WHERE release_id = $1 AND environment = $2 AND completed_at IS NULL \
-                   AND jsonb_array_length(approvers) >= approvals_required",
-            )
+                   AND json_array_length(approvers) >= approvals_required"
+            } else {
+                "UPDATE rm_exception_hotfixes SET completed_at = $3 \
+                 WHERE release_id = $1 AND environment = $2 AND completed_at IS NULL \
+                   AND jsonb_array_length(approvers) >= approvals_required"
+            })
             .bind(release_id)
             .bind(environment.as_str())
             .bind(at)
-            .execute(tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
             Ok(())
         }
         _ => Ok(()),
     }
 }
 
-async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+async fn environment(tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
     let EnvironmentEvent::DeploymentStarted {
         deployment_id,
         service,
@@ -228,7 +249,8 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
     };
     let approvers = json!(clearance.approved_by);
     let complete = clearance.approved_by.len() >= usize::try_from(required).unwrap_or(0);
-    sqlx::query(
+    on_tx!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO rm_exception_hotfixes (deployment_id, release_id, service, environment, started_at, due, \
          approvals_required, approvers, completed_at, last_position) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -243,22 +265,24 @@ async fn environment(tx: &mut PgConnection, entry: &Entry) -> Result<(), Project
     .bind(approvers)
     .bind(complete.then_some(started_at))
     .bind(entry.position)
-    .execute(tx)
-    .await?;
+    .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 /// Approvals the environment's latest policy requires (its tier's default without one).
 async fn approvals_required(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     environment: &EnvironmentName,
 ) -> Result<i32, ProjectionError> {
-    let defined: Option<i32> = sqlx::query_scalar(
+    let defined: Option<i32> = on_tx!(&mut *tx, |c| sqlx::query_scalar(
         "SELECT approvals_required FROM rm_exception_policies WHERE environment = $1",
     )
     .bind(environment.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     Ok(defined.unwrap_or_else(|| {
         let rules = PolicyRules::defaults_for(environment.default_tier());
         i32::try_from(rules.approvals.min_approvals).unwrap_or(i32::MAX)

@@ -5,9 +5,10 @@
 
 use release_pilot_domain::ids::{EnvironmentName, Person};
 use release_pilot_domain::release::ReleaseEvent;
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
+use release_pilot_ledger::on_tx;
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::runner::{EntryExt, Projection, ProjectionError};
@@ -25,7 +26,7 @@ impl Projection for ReleaseTimeline {
         &["rm_releases", "rm_release_timeline"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         if entry.aggregate_type != "release" {
             return Ok(());
         }
@@ -42,7 +43,8 @@ impl Projection for ReleaseTimeline {
                 commits,
                 ..
             } => {
-                sqlx::query(
+                on_tx!(&mut *tx, |c| {
+                    sqlx::query(
                     "INSERT INTO rm_releases (release_id, service, version, created_at, created_by, last_position) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
@@ -52,8 +54,10 @@ impl Projection for ReleaseTimeline {
                 .bind(recorded_at)
                 .bind(actor.clone().unwrap_or_default())
                 .bind(entry.position)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+                })?;
                 json!({"service": service, "version": version.to_string(), "version_source": version_source,
                        "commits": commits.len(), "requirements": requirements})
             }
@@ -133,15 +137,19 @@ impl Projection for ReleaseTimeline {
                 json!({"environment": environment, "approver": approver, "code": code})
             }
             ReleaseEvent::ReleaseWithdrawn { reason, .. } => {
-                sqlx::query("UPDATE rm_releases SET withdrawn = true, last_position = $2 WHERE release_id = $1")
+                on_tx!(&mut *tx, |c| {
+                    sqlx::query("UPDATE rm_releases SET withdrawn = true, last_position = $2 WHERE release_id = $1")
                     .bind(release_id)
                     .bind(entry.position)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+                })?;
                 json!({"reason": reason})
             }
         };
-        sqlx::query(
+        on_tx!(&mut *tx, |c| {
+            sqlx::query(
             "INSERT INTO rm_release_timeline (release_id, position, recorded_at, event_type, actor, detail) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -151,15 +159,17 @@ impl Projection for ReleaseTimeline {
         .bind(&entry.event_type)
         .bind(actor)
         .bind(detail)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }
 
 /// Records `approver`'s latest decision for `environment` in the release view.
 async fn decide(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     release_id: Uuid,
     environment: &EnvironmentName,
     approver: &Person,
@@ -181,7 +191,7 @@ async fn decide(
 /// Sets `column` at the one- or two-key JSON `path` to `value`, creating the parent
 /// object when it is missing (an environment's first approval).
 async fn set(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     release_id: Uuid,
     column: &'static str,
     path: &[&str],
@@ -189,6 +199,26 @@ async fn set(
     position: i64,
 ) -> Result<(), ProjectionError> {
     let parent = path.first().copied().unwrap_or_default();
+    if tx.is_sqlite() {
+        // json_set creates missing parent objects itself; keys are quoted path steps.
+        let steps: Vec<String> = path
+            .iter()
+            .map(|key| serde_json::Value::from(*key).to_string())
+            .collect();
+        let sql = format!(
+            "UPDATE rm_releases SET {column} = json_set({column}, $2, json($3)), last_position = $4 \
+             WHERE release_id = $1"
+        );
+        on_tx!(&mut *tx, |c| sqlx::query(&sql)
+            .bind(release_id)
+            .bind(format!("$.{}", steps.join(".")))
+            .bind(value.to_string())
+            .bind(position)
+            .execute(c)
+            .await
+            .map(drop))?;
+        return Ok(());
+    }
     let sql = format!(
         "UPDATE rm_releases SET {column} = jsonb_set( \
              CASE WHEN cardinality($2::text[]) > 1 \
@@ -197,13 +227,15 @@ async fn set(
              $2::text[], $4), last_position = $5 \
          WHERE release_id = $1"
     );
-    sqlx::query(&sql)
-        .bind(release_id)
-        .bind(path)
-        .bind(parent)
-        .bind(value)
-        .bind(position)
-        .execute(tx)
-        .await?;
+    if let Tx::Postgres(tx) = tx {
+        sqlx::query(&sql)
+            .bind(release_id)
+            .bind(path)
+            .bind(parent)
+            .bind(value)
+            .bind(position)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

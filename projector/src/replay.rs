@@ -8,11 +8,19 @@
 //! tables are dropped, the rebuilt ones moved into their place and the live checkpoint
 //! set to the rebuilt one. Readers wait only for that transaction; the live projector
 //! finds its lease taken and carries on after the swap from the new checkpoint.
+//!
+//! On SQLite (the embedded backend, one writer at a time) the rebuild is one `BEGIN
+//! IMMEDIATE` transaction instead: the tables are emptied and the whole ledger applied
+//! again inside it. Readers keep seeing the old rows until it commits (WAL); writers —
+//! commands, the sealer — wait for it, so a replay there suits ledgers of the size the
+//! embedded backend is for.
 
+use release_pilot_ledger::db::{entries_after, Db, Tx};
+use release_pilot_ledger::on_tx;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::runner::{Projection, Projector, RunError};
+use crate::runner::{BatchError, Projection, ProjectionError, Projector, RunError};
 
 /// What a replay did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +35,15 @@ pub struct Replayed {
 /// is called after each batch with (entries applied so far, ledger head when the replay
 /// started).
 pub async fn replay<P: Projection + Clone>(
-    pool: &PgPool,
+    db: &Db,
     projection: P,
     batch: i64,
     mut progress: impl FnMut(i64, i64),
 ) -> Result<Replayed, RunError> {
+    let pool = match db {
+        Db::Postgres(pool) => pool,
+        Db::Sqlite(_) => return replay_in_place(db, projection, batch, &mut progress).await,
+    };
     let name = projection.name();
     let schema = format!("rp_replay_{name}");
     let live: String = sqlx::query_scalar("SELECT current_schema()")
@@ -157,4 +169,86 @@ async fn rebuild_and_swap<P: Projection + Clone>(
         .await?;
     tx.commit().await?;
     Ok(Replayed { applied, position })
+}
+
+/// The SQLite replay: one write transaction that empties the tables and applies the
+/// ledger again.
+async fn replay_in_place<P: Projection>(
+    db: &Db,
+    projection: P,
+    batch: i64,
+    progress: &mut impl FnMut(i64, i64),
+) -> Result<Replayed, RunError> {
+    let name = projection.name();
+    let mut tx = db.begin().await?;
+    let head: i64 = on_tx!(&mut tx, |conn| {
+        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM ledger")
+            .fetch_one(&mut *conn)
+            .await?
+    });
+    for table in projection.tables() {
+        on_tx!(&mut tx, |conn| {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *conn)
+                .await?;
+        });
+    }
+    let mut position = 0_i64;
+    while position < head {
+        // Read through the pool: the ledger's rows are committed, and the write lock
+        // this transaction holds keeps the head where it is.
+        let entries: Vec<_> = entries_after(db, position, batch.min(head - position))
+            .await?
+            .into_iter()
+            .map(|(entry, _)| entry)
+            .collect();
+        let Some(last) = entries.last().map(|e| e.position) else {
+            break;
+        };
+        match projection.apply_batch(&mut tx, &entries).await {
+            Ok(()) => {}
+            Err(BatchError {
+                position,
+                error: ProjectionError::Poison(reason),
+            }) => {
+                return Err(RunError::Stopped {
+                    projection: name,
+                    position,
+                    reason,
+                })
+            }
+            Err(BatchError {
+                error: ProjectionError::Database(e),
+                ..
+            }) => return Err(e.into()),
+        }
+        position = last;
+        progress(position, head);
+    }
+    if position < head {
+        return Err(RunError::Incomplete {
+            rebuilt: position,
+            head,
+        });
+    }
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, position, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (projection) DO UPDATE SET position = $2, failed_at_position = NULL, \
+             failure = NULL, updated_at = $3",
+        )
+        .bind(name)
+        .bind(position)
+        .bind(chrono::Utc::now())
+        .execute(&mut *conn)
+        .await?;
+    });
+    let Tx::Sqlite(tx) = tx else {
+        return Err(RunError::Feed("replay_in_place runs on SQLite".to_owned()));
+    };
+    tx.commit().await?;
+    Ok(Replayed {
+        applied: position,
+        position,
+    })
 }

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use release_pilot_ledger::db::entries_after;
+use release_pilot_ledger::db::{Db, Tx};
 use release_pilot_ledger::entry::Entry;
 use release_pilot_ledger::LedgerError;
-use sqlx::{PgConnection, PgPool, Row};
+use release_pilot_ledger::{on, on_tx};
 use tokio::sync::watch;
 
 use crate::metrics::ProjectorMetrics;
@@ -69,7 +70,7 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies one entry inside the batch's transaction.
     fn apply<'a>(
         &'a self,
-        tx: &'a mut PgConnection,
+        tx: &'a mut Tx,
         entry: &'a Entry,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
 
@@ -78,7 +79,7 @@ pub trait Projection: Send + Sync + 'static {
     /// the same rows as applying them one by one (the rebuild tests compare).
     fn apply_batch<'a>(
         &'a self,
-        tx: &'a mut PgConnection,
+        tx: &'a mut Tx,
         entries: &'a [Entry],
     ) -> impl Future<Output = Result<(), BatchError>> + Send + 'a {
         async move {
@@ -114,17 +115,17 @@ impl BatchError {
 /// Runs one projection against the ledger.
 #[derive(Debug, Clone)]
 pub struct Projector<P> {
-    pool: PgPool,
+    db: Db,
     projection: std::sync::Arc<P>,
     batch_size: i64,
     metrics: ProjectorMetrics,
 }
 
 impl<P: Projection> Projector<P> {
-    /// A projector for `projection` over `pool`, in batches of `batch_size` entries.
-    pub fn new(pool: PgPool, projection: P, batch_size: i64) -> Self {
+    /// A projector for `projection` over `db`, in batches of `batch_size` entries.
+    pub fn new(db: impl Into<Db>, projection: P, batch_size: i64) -> Self {
         Self {
-            pool,
+            db: db.into(),
             projection: std::sync::Arc::new(projection),
             batch_size,
             metrics: ProjectorMetrics::default(),
@@ -137,6 +138,11 @@ impl<P: Projection> Projector<P> {
         self
     }
 
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The projection applied.
     pub fn projection(&self) -> &P {
         &self.projection
@@ -144,11 +150,12 @@ impl<P: Projection> Projector<P> {
 
     /// The projection's checkpoint (0 before its first batch).
     pub async fn checkpoint(&self) -> Result<i64, sqlx::Error> {
-        let position: Option<i64> =
+        let position: Option<i64> = on!(&self.db, |pool| {
             sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
                 .bind(self.projection.name())
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(position.unwrap_or(0))
     }
 
@@ -183,12 +190,20 @@ impl<P: Projection> Projector<P> {
     /// applied, and how long the oldest of them has waited. Returns the positions.
     pub async fn measure_lag(&self) -> Result<i64, sqlx::Error> {
         let checkpoint = self.checkpoint().await?;
-        let (head, waited): (Option<i64>, Option<f64>) = sqlx::query_as(
-            "SELECT (SELECT max(position) FROM ledger),                     (SELECT extract(epoch FROM clock_timestamp() - sealed_at)::float8                      FROM ledger WHERE position = $1 + 1)",
-        )
-        .bind(checkpoint)
-        .fetch_one(&self.pool)
-        .await?;
+        let (head, waited): (Option<i64>, Option<f64>) = on!(&self.db, |pool, lite| {
+            let waited = if lite {
+                "(julianday('now') - julianday(sealed_at)) * 86400.0"
+            } else {
+                "extract(epoch FROM clock_timestamp() - sealed_at)::float8"
+            };
+            sqlx::query_as(&format!(
+                "SELECT (SELECT max(position) FROM ledger), \
+                        (SELECT {waited} FROM ledger WHERE position = $1 + 1)"
+            ))
+            .bind(checkpoint)
+            .fetch_one(pool)
+            .await?
+        });
         let behind = (head.unwrap_or(0) - checkpoint).max(0);
         self.metrics.lag(
             self.projection.name(),
@@ -202,29 +217,31 @@ impl<P: Projection> Projector<P> {
     /// given entries, or the next ones from the ledger), move the checkpoint.
     async fn batch(&self, given: Option<&[Entry]>) -> Result<usize, RunError> {
         let name = self.projection.name();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        // The row lock is the projection's lease: one writer at a time.
-        let row = sqlx::query(
-            "SELECT position, failed_at_position, failure FROM projection_checkpoints \
-             WHERE projection = $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(RunError::Busy)?;
-        let checkpoint: i64 = row.try_get("position")?;
-        if let Some(position) = row.try_get::<Option<i64>, _>("failed_at_position")? {
-            let reason: Option<String> = row.try_get("failure")?;
+        let mut tx = self.db.begin().await?;
+        // The row lock is the projection's lease: one writer at a time. On SQLite the
+        // `BEGIN IMMEDIATE` transaction holds the database's write lock already.
+        let row: Option<(i64, Option<i64>, Option<String>)> = on_tx!(&mut tx, |conn, lite| {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+            let lease = if lite { "" } else { " FOR UPDATE SKIP LOCKED" };
+            sqlx::query_as(&format!(
+                "SELECT position, failed_at_position, failure FROM projection_checkpoints \
+                 WHERE projection = $1{lease}"
+            ))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let (checkpoint, failed_at, failure) = row.ok_or(RunError::Busy)?;
+        if let Some(position) = failed_at {
             return Err(RunError::Stopped {
                 projection: name,
                 position,
-                reason: reason.unwrap_or_default(),
+                reason: failure.unwrap_or_default(),
             });
         }
         // Entries are read after the lease is taken, from the checkpoint it guards.
@@ -232,7 +249,7 @@ impl<P: Projection> Projector<P> {
         let entries = match given {
             Some(entries) => entries,
             None => {
-                fetched = entries_after(&self.pool, checkpoint, self.batch_size)
+                fetched = entries_after(&self.db, checkpoint, self.batch_size)
                     .await?
                     .into_iter()
                     .map(|(entry, _)| entry)
@@ -292,13 +309,16 @@ impl<P: Projection> Projector<P> {
         let applied = run.len();
         let last = run.last().map_or(checkpoint, |e| e.position);
         if applied > 0 {
-            sqlx::query(
-                "UPDATE projection_checkpoints SET position = $2, updated_at = clock_timestamp() WHERE projection = $1",
-            )
-            .bind(name)
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
+            on_tx!(&mut tx, |conn| {
+                sqlx::query(
+                    "UPDATE projection_checkpoints SET position = $2, updated_at = $3 WHERE projection = $1",
+                )
+                .bind(name)
+                .bind(last)
+                .bind(chrono::Utc::now())
+                .execute(&mut *conn)
+                .await?;
+            });
         }
         tx.commit().await?;
         Ok(applied)
@@ -306,16 +326,19 @@ impl<P: Projection> Projector<P> {
 
     async fn stop_at(&self, position: i64, reason: &str) -> Result<(), sqlx::Error> {
         // An upsert: the batch that created the checkpoint row may be the one rolled back.
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, position, failed_at_position, failure) \
-             VALUES ($1, 0, $2, $3) ON CONFLICT (projection) DO UPDATE \
-             SET failed_at_position = $2, failure = $3, updated_at = clock_timestamp()",
-        )
-        .bind(self.projection.name())
-        .bind(position)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
+        on!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, position, failed_at_position, failure) \
+                 VALUES ($1, 0, $2, $3) ON CONFLICT (projection) DO UPDATE \
+                 SET failed_at_position = $2, failure = $3, updated_at = $4",
+            )
+            .bind(self.projection.name())
+            .bind(position)
+            .bind(reason)
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 

@@ -26,9 +26,9 @@ use release_pilot_domain::environment::EnvironmentEvent;
 use release_pilot_domain::incident::IncidentEvent;
 use release_pilot_domain::release::ReleaseEvent;
 use release_pilot_domain::requirement::RequirementEvent;
+use release_pilot_ledger::db::Tx;
 use release_pilot_ledger::entry::Entry;
 use serde_json::{json, Value};
-use sqlx::PgConnection;
 
 use crate::runner::{label, BatchError, EntryExt, Projection, ProjectionError};
 
@@ -77,7 +77,11 @@ impl Graph {
         Ok(())
     }
 
-    async fn flush(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    async fn flush(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        let tx = match tx {
+            Tx::Postgres(tx) => &mut **tx,
+            Tx::Sqlite(tx) => return self.flush_sqlite(tx).await,
+        };
         if !self.nodes.is_empty() {
             let mut kinds = Vec::with_capacity(self.nodes.len());
             let mut ids = Vec::with_capacity(self.nodes.len());
@@ -127,6 +131,51 @@ impl Graph {
         }
         Ok(())
     }
+
+    /// As [`Graph::flush`] on SQLite, a row at a time; attributes merge as PostgreSQL's
+    /// `jsonb || jsonb` does (top-level keys of the newer value win).
+    async fn flush_sqlite(self, tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+        for ((kind, id), (value, position)) in self.nodes {
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT attrs FROM rm_trace_nodes WHERE kind = $1 AND id = $2")
+                    .bind(&kind)
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut attrs = stored
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .filter(serde_json::Value::is_object)
+                .unwrap_or_else(|| serde_json::json!({}));
+            if let (Some(into), serde_json::Value::Object(from)) = (attrs.as_object_mut(), value) {
+                into.extend(from);
+            }
+            sqlx::query(
+                "INSERT INTO rm_trace_nodes (kind, id, attrs, last_position) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, id) DO UPDATE SET attrs = excluded.attrs, last_position = excluded.last_position",
+            )
+            .bind(&kind)
+            .bind(&id)
+            .bind(attrs.to_string())
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((a, b, c, d, e), position) in self.edges {
+            sqlx::query(
+                "INSERT INTO rm_trace_edges (from_kind, from_id, relation, to_kind, to_id, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(c)
+            .bind(d)
+            .bind(e)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 impl Projection for Traceability {
@@ -138,18 +187,14 @@ impl Projection for Traceability {
         &["rm_trace_nodes", "rm_trace_edges"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut Tx, entry: &Entry) -> Result<(), ProjectionError> {
         self.apply_batch(tx, std::slice::from_ref(entry))
             .await
             .map_err(|e| e.error)
     }
 
     /// The batch's nodes and edges, merged in memory, in two statements.
-    async fn apply_batch(
-        &self,
-        tx: &mut PgConnection,
-        entries: &[Entry],
-    ) -> Result<(), BatchError> {
+    async fn apply_batch(&self, tx: &mut Tx, entries: &[Entry]) -> Result<(), BatchError> {
         let Some(first) = entries.first() else {
             return Ok(());
         };

@@ -227,7 +227,7 @@ async fn a_killed_projector_over_a_generated_history_equals_a_replay_from_zero()
 
     // Replays rebuild each projection from position 0 into fresh tables and swap them in.
     for (projection, built) in AnyProjection::ALL.into_iter().zip(&incremental) {
-        let done = replay(&db.pool, projection, 997, |_, _| {})
+        let done = replay(&db.db(), projection, 997, |_, _| {})
             .await
             .expect("replay");
         assert_eq!(done.position, head, "{}", projection.name());

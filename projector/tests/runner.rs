@@ -126,7 +126,7 @@ async fn a_projector_killed_at_random_points_ends_equal_to_a_rebuild() {
         }
     }
     let incremental = audit_rows(&db.pool).await;
-    let head = release_pilot_ledger::db::head(&db.pool)
+    let head = release_pilot_ledger::db::head(&db.db())
         .await
         .expect("head")
         .0;
@@ -150,7 +150,7 @@ async fn redelivered_entries_change_nothing() {
     let db = TestDatabase::create().await;
     append(&db.pool, 0, 40).await;
     seal_everything(&db.pool, &LedgerKey::generate(), Duration::from_secs(30)).await;
-    let entries: Vec<Entry> = entries_after(&db.pool, 0, 100)
+    let entries: Vec<Entry> = entries_after(&db.db(), 0, 100)
         .await
         .expect("entries")
         .into_iter()
@@ -179,7 +179,11 @@ impl Projection for Picky {
         &[]
     }
 
-    async fn apply(&self, _tx: &mut PgConnection, entry: &Entry) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        _tx: &mut release_pilot_ledger::db::Tx,
+        entry: &Entry,
+    ) -> Result<(), ProjectionError> {
         if entry.payload["E"]["poison"] == true {
             return Err(ProjectionError::Poison(format!(
                 "entry {} is poison",
@@ -286,7 +290,7 @@ async fn a_replay_swaps_in_rebuilt_tables_while_the_live_projector_keeps_running
     });
     let mut reports = Vec::new();
     let done =
-        release_pilot_projector::replay::replay(&db.pool, AuditIndex, 50, |applied, head| {
+        release_pilot_projector::replay::replay(&db.db(), AuditIndex, 50, |applied, head| {
             reports.push((applied, head));
         })
         .await
@@ -333,7 +337,7 @@ async fn a_replay_that_cannot_reach_the_head_swaps_nothing_in() {
     while projector.apply_next().await.expect("build") > 0 {}
     let before = audit_rows(&db.pool).await;
     // Batches of no entries never get anywhere: the live tables must survive it.
-    let failure = release_pilot_projector::replay::replay(&db.pool, AuditIndex, 0, |_, _| {})
+    let failure = release_pilot_projector::replay::replay(&db.db(), AuditIndex, 0, |_, _| {})
         .await
         .expect_err("a replay that rebuilt nothing");
     assert!(

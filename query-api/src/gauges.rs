@@ -4,6 +4,7 @@
 //! `dora_deployment_rework_rate`, each `{service}`, over the last 30 days, refreshed
 //! every minute (and on demand). A metric with no data for a service has no sample.
 
+use release_pilot_ledger::on;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -96,14 +97,14 @@ pub async fn refresh(state: &QueryState) -> Result<(), ApiError> {
         from: to - chrono::Duration::days(30),
         to,
     };
-    let services: Vec<String> = sqlx::query_scalar(
+    let services: Vec<String> = on!(&state.db, |pool| sqlx::query_scalar(
         "SELECT service FROM rm_dora_deployments WHERE production AND finished_at >= $1 \
          GROUP BY service ORDER BY count(*) DESC, service LIMIT $2",
     )
     .bind(window.from)
     .bind(MAX_SERVICES)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     let gauges = &state.metrics.dora;
     for service in &services {
         let facts = crate::routes::dora::load(state, Some(service), None, &window).await?;
@@ -147,7 +148,7 @@ pub async fn watch(
 ) {
     let mut last: Option<std::time::Instant> = None;
     while !*shutdown.borrow() {
-        state.metrics.pool.observe(&state.pool);
+        state.metrics.pool.observe(&state.db);
         if last.is_none_or(|at| at.elapsed() >= every) {
             last = Some(std::time::Instant::now());
             if let Err(error) = refresh(&state).await {
@@ -206,7 +207,7 @@ pub async fn verify_chain(state: &QueryState) -> Result<bool, ApiError> {
     let Some(key) = state.config.public_key else {
         return Ok(false);
     };
-    let outcome = release_pilot_ledger::verify::verify_database(&state.pool, &key, |_| {}).await?;
+    let outcome = release_pilot_ledger::verify::verify_database(&state.db, &key, |_| {}).await?;
     let gauges = &state.metrics.chain;
     let valid = match outcome {
         Ok(report) => {

@@ -36,7 +36,7 @@ pub fn layered(state: &QueryState) -> Router<QueryState> {
         .merge(routes::audit::router())
         .merge(routes::exceptions::router())
         .merge(openapi::router())
-        .merge(release_pilot_http::health::router(state.pool.clone()))
+        .merge(release_pilot_http::health::router(state.db.clone()))
         .merge(release_pilot_http::metrics::route(move || metrics.encode()));
     release_pilot_http::finish(
         routes,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use release_pilot_http::auth::{Gate, TokenStore};
 use release_pilot_http::metrics::{HttpMetrics, PoolGauges};
+use release_pilot_ledger::db::Db;
 use release_pilot_ledger::VerifyingKey;
-use sqlx::PgPool;
 
 /// Settings of the query API.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl QueryMetrics {
 #[derive(Debug, Clone)]
 pub struct QueryState {
     /// The database (read models, ledger).
-    pub pool: PgPool,
+    pub db: Db,
     /// Authentication.
     pub gate: Gate,
     /// Settings.
@@ -73,17 +73,18 @@ pub struct QueryState {
 
 impl QueryState {
     /// State over `pool`.
-    pub fn new(pool: PgPool, config: QueryConfig) -> Self {
-        Self::with_more_metrics(pool, config, |_| {})
+    pub fn new(db: impl Into<Db>, config: QueryConfig) -> Self {
+        Self::with_more_metrics(db, config, |_| {})
     }
 
     /// State over `pool` whose `/metrics` also serves what `more` registers (when one
     /// process runs the query API beside other components, such as the projector).
     pub fn with_more_metrics(
-        pool: PgPool,
+        db: impl Into<Db>,
         config: QueryConfig,
         more: impl FnOnce(&mut Registry),
     ) -> Self {
+        let db = db.into();
         let mut registry = Registry::default();
         more(&mut registry);
         let http = HttpMetrics::register(&mut registry);
@@ -92,12 +93,12 @@ impl QueryState {
         let chain = crate::gauges::ChainGauges::register(&mut registry);
         Self {
             gate: Gate::new(
-                TokenStore::new(pool.clone()),
+                TokenStore::new(db.clone()),
                 config.rate_per_second,
                 config.rate_burst,
                 config.request_timeout,
             ),
-            pool,
+            db,
             config: Arc::new(config),
             metrics: Arc::new(QueryMetrics {
                 registry,

@@ -146,7 +146,7 @@ pub(crate) async fn stream_of(
 ) -> Result<(DeploymentId, String), ApiError> {
     let not_found = || ApiError::not_found("deployment_not_found", "deployment not found");
     let id = DeploymentId::parse(id).map_err(|_| not_found())?;
-    let stream = lookup::environment_of(&state.pool, id)
+    let stream = lookup::environment_of(&state.db, id)
         .await?
         .ok_or_else(not_found)?;
     Ok((id, stream))

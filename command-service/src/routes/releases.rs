@@ -183,7 +183,7 @@ pub(crate) async fn create(
         let body = &request.body;
         let version = body.version.as_deref().map(parse_version).transpose()?;
         if let Some(version) = &version {
-            if let Some(existing) = lookup::release_at(&state.pool, &body.service, version).await? {
+            if let Some(existing) = lookup::release_at(&state.db, &body.service, version).await? {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "release_exists",
@@ -200,7 +200,7 @@ pub(crate) async fn create(
             release_id: id,
             service: body.service.clone(),
             version,
-            previous_version: lookup::previous_version(&state.pool, &body.service).await?,
+            previous_version: lookup::previous_version(&state.db, &body.service).await?,
             commits: body
                 .commits
                 .iter()

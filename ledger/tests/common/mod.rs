@@ -198,7 +198,12 @@ pub async fn wait_relayed(relay: &release_pilot_ledger::relay::Relay, n: i64, ti
 /// Waits until the ledger holds `n` entries (sealed by a running sealer).
 pub async fn wait_sealed(pool: &PgPool, n: i64, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
-    while release_pilot_ledger::db::head(pool).await.expect("head").0 < n {
+    while release_pilot_ledger::db::head(&pool.into())
+        .await
+        .expect("head")
+        .0
+        < n
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the sealer did not catch up to {n}"

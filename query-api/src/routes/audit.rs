@@ -14,6 +14,7 @@ use release_pilot_domain::roles::Role;
 use release_pilot_http::auth::allow;
 use release_pilot_http::error::ApiError;
 use release_pilot_ledger::export::{self, ExportLine, PlanProblem};
+use release_pilot_ledger::on;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -84,25 +85,25 @@ pub(crate) async fn list(
             "after must be a position, 0 or more",
         ));
     }
-    let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT position, recorded_at, actor, command, aggregate_type, aggregate_id, event_type \
+    let rows: Vec<AuditRow> = on!(&state.db, |pool| sqlx::query_as(
+        "SELECT position, recorded_at, actor, command, aggregate_type, aggregate_id, event_type \
              FROM rm_audit_index WHERE position > $1 \
-               AND ($2::text IS NULL OR actor = $2) \
-               AND ($3::timestamptz IS NULL OR recorded_at >= $3) AND ($4::timestamptz IS NULL OR recorded_at < $4) \
-               AND ($5::text IS NULL OR aggregate_type = $5) AND ($6::text IS NULL OR aggregate_id = $6) \
-               AND ($7::text IS NULL OR event_type = $7) \
+               AND ($2 IS NULL OR actor = $2) \
+               AND ($3 IS NULL OR recorded_at >= $3) AND ($4 IS NULL OR recorded_at < $4) \
+               AND ($5 IS NULL OR aggregate_type = $5) AND ($6 IS NULL OR aggregate_id = $6) \
+               AND ($7 IS NULL OR event_type = $7) \
              ORDER BY position LIMIT $8",
-        )
-        .bind(p.after.unwrap_or(0))
-        .bind(&p.actor)
-        .bind(p.from.map(|t| t.0))
-        .bind(p.to.map(|t| t.0))
-        .bind(&p.aggregate_type)
-        .bind(&p.aggregate_id)
-        .bind(&p.event_type)
-        .bind(limit)
-        .fetch_all(&state.pool)
-        .await?;
+    )
+    .bind(p.after.unwrap_or(0))
+    .bind(&p.actor)
+    .bind(p.from.map(|t| t.0))
+    .bind(p.to.map(|t| t.0))
+    .bind(&p.aggregate_type)
+    .bind(&p.aggregate_id)
+    .bind(&p.event_type)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?;
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.position))
         .flatten();
@@ -173,7 +174,7 @@ pub(crate) async fn export_period(
             ))
         }
     };
-    let manifest = match export::plan(&state.pool, p.from.map(|t| t.0), p.to.map(|t| t.0)).await? {
+    let manifest = match export::plan(&state.db, p.from.map(|t| t.0), p.to.map(|t| t.0)).await? {
         Ok(manifest) => manifest,
         Err(PlanProblem::Empty) => {
             return Err(ApiError::not_found(
@@ -199,7 +200,7 @@ pub(crate) async fn export_period(
             e.to_string(),
         )
     })?;
-    let lines = export::lines(state.pool.clone(), &manifest, 2000);
+    let lines = export::lines(state.db.clone(), &manifest, 2000);
     let body = if csv {
         let head = futures::stream::once(async {
             Ok::<String, release_pilot_ledger::LedgerError>(CSV_HEADER.to_owned())
@@ -247,14 +248,14 @@ pub(crate) async fn export_period(
     responses((status = 200, description = "the checkpoint", body = Object), crate::openapi::ReadProblems),
     security(("bearer" = [])))]
 pub(crate) async fn checkpoint(State(state): State<QueryState>) -> Result<Json<Value>, ApiError> {
-    let checkpoints = release_pilot_ledger::verify::checkpoints(&state.pool).await?;
+    let checkpoints = release_pilot_ledger::verify::checkpoints(&state.db).await?;
     let latest = checkpoints.last().ok_or_else(|| {
         ApiError::not_found(
             "no_checkpoint",
             "the sealer has not signed a checkpoint yet",
         )
     })?;
-    let head = release_pilot_ledger::db::head(&state.pool).await?.0;
+    let head = release_pilot_ledger::db::head(&state.db).await?.0;
     Ok(Json(json!({
         "checkpoint": export::ExportedCheckpoint::from(latest),
         "ledger_head": head,

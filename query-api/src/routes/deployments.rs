@@ -5,10 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use release_pilot_http::error::ApiError;
+use release_pilot_ledger::on;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::params::{check_window, decode_cursor, encode_cursor, limit, uuid_or_404, Params, Time};
@@ -24,25 +23,25 @@ pub fn router() -> Router<QueryState> {
 const COLUMNS: &str = "deployment_id, service, environment, production, release_id, version, strategy, \
      started_at, completed_at, finished_at, status, failed_at, restored_at, remediates_incident, planned, recorded_at";
 
-fn deployment_json(row: &PgRow) -> Result<Value, sqlx::Error> {
-    Ok(json!({
-        "deployment_id": row.try_get::<Uuid, _>("deployment_id")?,
-        "service": row.try_get::<String, _>("service")?,
-        "environment": row.try_get::<String, _>("environment")?,
-        "production": row.try_get::<bool, _>("production")?,
-        "release_id": row.try_get::<Uuid, _>("release_id")?,
-        "version": row.try_get::<String, _>("version")?,
-        "strategy": row.try_get::<String, _>("strategy")?,
-        "status": row.try_get::<String, _>("status")?,
-        "started_at": row.try_get::<DateTime<Utc>, _>("started_at")?,
-        "completed_at": row.try_get::<Option<DateTime<Utc>>, _>("completed_at")?,
-        "finished_at": row.try_get::<Option<DateTime<Utc>>, _>("finished_at")?,
-        "failed_at": row.try_get::<Option<DateTime<Utc>>, _>("failed_at")?,
-        "restored_at": row.try_get::<Option<DateTime<Utc>>, _>("restored_at")?,
-        "remediates_incident": row.try_get::<Option<Uuid>, _>("remediates_incident")?,
-        "planned": row.try_get::<bool, _>("planned")?,
-        "recorded_at": row.try_get::<DateTime<Utc>, _>("recorded_at")?,
-    }))
+/// A deployment as the read model holds it (serialised as the API answers it).
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+struct DeploymentRow {
+    deployment_id: Uuid,
+    service: String,
+    environment: String,
+    production: bool,
+    release_id: Uuid,
+    version: String,
+    strategy: String,
+    status: String,
+    started_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+    restored_at: Option<DateTime<Utc>>,
+    remediates_incident: Option<Uuid>,
+    planned: bool,
+    recorded_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -90,12 +89,12 @@ pub(crate) async fn list(
         crate::routes::releases::known_service(&state, service).await?;
     }
     let cursor = p.after.as_deref().map(decode_cursor).transpose()?;
-    let rows = sqlx::query(&format!(
+    let rows: Vec<DeploymentRow> = on!(&state.db, |pool| sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM rm_dora_deployments \
-         WHERE ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR environment = $2) \
-           AND ($3::timestamptz IS NULL OR started_at >= $3) AND ($4::timestamptz IS NULL OR started_at < $4) \
-           AND ($5::text IS NULL OR status = $5) \
-           AND ($6::timestamptz IS NULL OR (started_at, deployment_id) < ($6, $7)) \
+         WHERE ($1 IS NULL OR service = $1) AND ($2 IS NULL OR environment = $2) \
+           AND ($3 IS NULL OR started_at >= $3) AND ($4 IS NULL OR started_at < $4) \
+           AND ($5 IS NULL OR status = $5) \
+           AND ($6 IS NULL OR (started_at, deployment_id) < ($6, $7)) \
          ORDER BY started_at DESC, deployment_id DESC LIMIT $8"
     ))
     .bind(&p.service)
@@ -106,23 +105,15 @@ pub(crate) async fn list(
     .bind(cursor.map(|c| c.0))
     .bind(cursor.map(|c| c.1))
     .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
-    let items = rows
-        .iter()
-        .map(deployment_json)
-        .collect::<Result<Vec<_>, _>>()?;
+    .fetch_all(pool)
+    .await)?;
     let next = if i64::try_from(rows.len()).unwrap_or(0) == limit {
-        match rows.last() {
-            Some(row) => Some(encode_cursor(
-                row.try_get("started_at")?,
-                row.try_get("deployment_id")?,
-            )),
-            None => None,
-        }
+        rows.last()
+            .map(|row| encode_cursor(row.started_at, row.deployment_id))
     } else {
         None
     };
+    let items: Vec<Value> = rows.iter().map(|row| json!(row)).collect();
     Ok(Json(json!({"items": items, "next": next})))
 }
 
@@ -144,21 +135,23 @@ pub(crate) async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = uuid_or_404(&id, "deployment_not_found", "deployment")?;
-    let row = sqlx::query(&format!(
+    let row: Option<DeploymentRow> = on!(&state.db, |pool| sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM rm_dora_deployments WHERE deployment_id = $1"
     ))
     .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("deployment_not_found", format!("no deployment {id}")))?;
-    let mut deployment = deployment_json(&row)?;
-    let incidents: Vec<LinkedIncident> = sqlx::query_as(
+    .fetch_optional(pool)
+    .await)?;
+    let row = row.ok_or_else(|| {
+        ApiError::not_found("deployment_not_found", format!("no deployment {id}"))
+    })?;
+    let mut deployment = json!(row);
+    let incidents: Vec<LinkedIncident> = on!(&state.db, |pool| sqlx::query_as(
         "SELECT incident_id, severity, opened_at, resolved_at FROM rm_dora_incidents \
          WHERE deployment_id = $1 ORDER BY opened_at",
     )
     .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     deployment["incidents"] = json!(incidents);
     Ok(Json(deployment))
 }

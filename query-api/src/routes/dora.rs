@@ -2,6 +2,8 @@
 //! Check scores, a series by day, week or month, and the deployments, commits and
 //! incidents behind each number. Definitions: `docs/metrics.md` and [`crate::dora`].
 
+use release_pilot_ledger::db::Db;
+use release_pilot_ledger::on;
 use std::collections::HashMap;
 
 use axum::extract::State;
@@ -11,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use release_pilot_http::error::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::dora::{self, Bucket, CommitFact, DeploymentFact, Facts, IncidentLink, Window};
@@ -104,6 +105,23 @@ pub(crate) async fn metrics(
     Ok(Json(report))
 }
 
+/// A production deployment as the facts need it.
+#[derive(Debug, sqlx::FromRow)]
+struct FactRow {
+    deployment_id: Uuid,
+    service: String,
+    environment: String,
+    version: String,
+    planned: bool,
+    status: String,
+    release_id: Uuid,
+    completed_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+    restored_at: Option<DateTime<Utc>>,
+    next_success_at: Option<DateTime<Utc>>,
+}
+
 /// An incident linked to a deployment, declared or by the rule.
 #[derive(Debug, sqlx::FromRow)]
 struct LinkRow {
@@ -133,47 +151,50 @@ pub(crate) async fn load(
     environment: Option<&str>,
     window: &Window,
 ) -> Result<Facts, ApiError> {
-    let rows = sqlx::query(
-        "SELECT d.deployment_id, d.service, d.environment, d.version, d.planned, d.status, d.release_id, \
-                d.completed_at, d.finished_at, d.failed_at, d.restored_at, \
-                (SELECT min(n.completed_at) FROM rm_dora_deployments n \
-                  WHERE n.production AND n.service = d.service AND n.environment = d.environment \
-                    AND n.deployment_id <> d.deployment_id \
-                    AND n.completed_at > coalesce(d.failed_at, d.finished_at, d.started_at)) AS next_success_at \
-         FROM rm_dora_deployments d \
-         WHERE d.production AND ($1::text IS NULL OR d.service = $1) AND ($2::text IS NULL OR d.environment = $2) \
-           AND d.finished_at >= $3 AND d.finished_at < $4",
-    )
-    .bind(service)
-    .bind(environment)
-    .bind(window.from)
-    .bind(window.to)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows: Vec<FactRow> = on!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT d.deployment_id, d.service, d.environment, d.version, d.planned, d.status, d.release_id, \
+                    d.completed_at, d.finished_at, d.failed_at, d.restored_at, \
+                    (SELECT min(n.completed_at) FROM rm_dora_deployments n \
+                      WHERE n.production AND n.service = d.service AND n.environment = d.environment \
+                        AND n.deployment_id <> d.deployment_id \
+                        AND n.completed_at > coalesce(d.failed_at, d.finished_at, d.started_at)) AS next_success_at \
+             FROM rm_dora_deployments d \
+             WHERE d.production AND ($1 IS NULL OR d.service = $1) AND ($2 IS NULL OR d.environment = $2) \
+               AND d.finished_at >= $3 AND d.finished_at < $4",
+        )
+        .bind(service)
+        .bind(environment)
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(pool)
+        .await?
+    });
     let mut deployments = Vec::with_capacity(rows.len());
     let mut releases = Vec::new();
-    for row in &rows {
-        let completed_at: Option<DateTime<Utc>> = row.try_get("completed_at")?;
-        if completed_at.is_some_and(|t| window.contains(t)) {
-            releases.push(row.try_get::<Uuid, _>("release_id")?);
+    for row in rows {
+        if row.completed_at.is_some_and(|t| window.contains(t)) {
+            releases.push(row.release_id);
         }
         deployments.push(DeploymentFact {
-            deployment_id: row.try_get("deployment_id")?,
-            service: row.try_get("service")?,
-            environment: row.try_get("environment")?,
-            version: row.try_get("version")?,
-            planned: row.try_get("planned")?,
-            status: row.try_get("status")?,
-            completed_at,
-            finished_at: row.try_get("finished_at")?,
-            failed_at: row.try_get("failed_at")?,
-            restored_at: row.try_get("restored_at")?,
-            next_success_at: row.try_get("next_success_at")?,
+            deployment_id: row.deployment_id,
+            service: row.service,
+            environment: row.environment,
+            version: row.version,
+            planned: row.planned,
+            status: row.status,
+            completed_at: row.completed_at,
+            finished_at: row.finished_at,
+            failed_at: row.failed_at,
+            restored_at: row.restored_at,
+            next_success_at: row.next_success_at,
             incidents: Vec::new(),
         });
     }
     let ids: Vec<Uuid> = deployments.iter().map(|d| d.deployment_id).collect();
-    let incidents: Vec<LinkRow> = sqlx::query_as(
+    let incidents: Vec<LinkRow> = match &state.db {
+        Db::Postgres(pool) => {
+            sqlx::query_as(
         "SELECT i.incident_id, i.deployment_id, i.opened_at, i.resolved_at, true AS declared \
            FROM rm_dora_incidents i WHERE i.deployment_id = ANY($1) \
          UNION ALL \
@@ -185,15 +206,47 @@ pub(crate) async fn load(
                 AND d.completed_at IS NOT NULL AND d.completed_at <= i.opened_at \
               ORDER BY d.completed_at DESC LIMIT 1) a \
           WHERE i.deployment_id IS NULL AND i.production AND i.opened_at >= $2 \
-            AND ($3::text IS NULL OR i.service = $3) AND ($4::text IS NULL OR i.environment = $4) \
+            AND ($3 IS NULL OR i.service = $3) AND ($4 IS NULL OR i.environment = $4) \
             AND a.deployment_id = ANY($1)",
     )
     .bind(&ids)
     .bind(window.from - Duration::days(365))
     .bind(service)
     .bind(environment)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await?
+        }
+        // SQLite has neither arrays nor LATERAL: the window's deployments are a common
+        // table expression and the attributed deployment a correlated subquery.
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "WITH w AS (SELECT d.deployment_id FROM rm_dora_deployments d \
+                   WHERE d.production AND ($3 IS NULL OR d.service = $3) AND ($4 IS NULL OR d.environment = $4) \
+                     AND d.finished_at >= $5 AND d.finished_at < $6) \
+                 SELECT i.incident_id, i.deployment_id, i.opened_at, i.resolved_at, 1 AS declared \
+                   FROM rm_dora_incidents i WHERE i.deployment_id IN (SELECT deployment_id FROM w) \
+                 UNION ALL \
+                 SELECT incident_id, deployment_id, opened_at, resolved_at, 0 FROM ( \
+                   SELECT i.incident_id, i.opened_at, i.resolved_at, \
+                          (SELECT d.deployment_id FROM rm_dora_deployments d \
+                            WHERE d.production AND d.service = i.service AND d.environment = i.environment \
+                              AND d.completed_at IS NOT NULL AND d.completed_at <= i.opened_at \
+                            ORDER BY d.completed_at DESC LIMIT 1) AS deployment_id \
+                     FROM rm_dora_incidents i \
+                    WHERE i.deployment_id IS NULL AND i.production AND i.opened_at >= $2 \
+                      AND ($3 IS NULL OR i.service = $3) AND ($4 IS NULL OR i.environment = $4)) \
+                  WHERE deployment_id IN (SELECT deployment_id FROM w)",
+            )
+            .bind(0)
+            .bind(window.from - Duration::days(365))
+            .bind(service)
+            .bind(environment)
+            .bind(window.from)
+            .bind(window.to)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     let mut by_deployment: HashMap<Uuid, Vec<IncidentLink>> = HashMap::new();
     for row in incidents {
         by_deployment
@@ -212,7 +265,9 @@ pub(crate) async fn load(
             d.incidents = links;
         }
     }
-    let commits: Vec<CommitRow> = sqlx::query_as(
+    let commits: Vec<CommitRow> = match &state.db {
+        Db::Postgres(pool) => {
+            sqlx::query_as(
         "SELECT DISTINCT ON (c.service, c.sha) c.sha, c.service, c.committed_at, f.deployment_id, \
                 f.completed_at AS deployed_at \
            FROM rm_dora_release_commits c \
@@ -220,7 +275,7 @@ pub(crate) async fn load(
              SELECT d.deployment_id, d.completed_at FROM rm_dora_release_commits c2 \
                JOIN rm_dora_deployments d ON d.release_id = c2.release_id \
               WHERE c2.service = c.service AND c2.sha = c.sha AND d.production \
-                AND ($2::text IS NULL OR d.environment = $2) AND d.completed_at IS NOT NULL \
+                AND ($2 IS NULL OR d.environment = $2) AND d.completed_at IS NOT NULL \
               ORDER BY d.completed_at, d.deployment_id LIMIT 1) f \
           WHERE c.release_id = ANY($1) AND f.completed_at >= $3 AND f.completed_at < $4 \
           ORDER BY c.service, c.sha, c.committed_at",
@@ -229,8 +284,43 @@ pub(crate) async fn load(
     .bind(environment)
     .bind(window.from)
     .bind(window.to)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await?
+        }
+        // The same question without DISTINCT ON, LATERAL or arrays: the releases are
+        // those completed in the window, each commit's first production deployment is
+        // ranked with a window function.
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT sha, service, committed_at, deployment_id, deployed_at FROM ( \
+                   SELECT c.sha, c.service, c.committed_at, f.deployment_id, f.completed_at AS deployed_at, \
+                          row_number() OVER (PARTITION BY c.service, c.sha ORDER BY c.committed_at) AS rank \
+                     FROM rm_dora_release_commits c \
+                     JOIN (SELECT c2.service, c2.sha, d.deployment_id, d.completed_at, \
+                                  row_number() OVER (PARTITION BY c2.service, c2.sha \
+                                                     ORDER BY d.completed_at, d.deployment_id) AS first \
+                             FROM rm_dora_release_commits c2 \
+                             JOIN rm_dora_deployments d ON d.release_id = c2.release_id \
+                            WHERE d.production AND ($2 IS NULL OR d.environment = $2) \
+                              AND d.completed_at IS NOT NULL) f \
+                       ON f.service = c.service AND f.sha = c.sha AND f.first = 1 \
+                    WHERE c.release_id IN (SELECT d.release_id FROM rm_dora_deployments d \
+                            WHERE d.production AND ($5 IS NULL OR d.service = $5) \
+                              AND ($2 IS NULL OR d.environment = $2) \
+                              AND d.finished_at >= $3 AND d.finished_at < $4 \
+                              AND d.completed_at >= $3 AND d.completed_at < $4) \
+                      AND f.completed_at >= $3 AND f.completed_at < $4) \
+                 WHERE rank = 1 ORDER BY service, sha",
+            )
+            .bind(0)
+            .bind(environment)
+            .bind(window.from)
+            .bind(window.to)
+            .bind(service)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     let commits = commits
         .into_iter()
         .map(|c| CommitFact {

@@ -7,10 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use release_pilot_http::error::ApiError;
+use release_pilot_ledger::on;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
 
 use crate::params::{Params, Time};
 use crate::state::QueryState;
@@ -56,22 +55,58 @@ const LIVE_SQL: &str = "SELECT DISTINCT ON (service, environment) service, envir
      release_id, deployment_id, valid_from, recorded_at, cause, actor, position \
      FROM rm_environment_history \
      WHERE valid_from <= $1 AND recorded_at <= $2 \
-       AND ($3::text IS NULL OR service = $3) AND ($4::text IS NULL OR environment = $4) \
+       AND ($3 IS NULL OR service = $3) AND ($4 IS NULL OR environment = $4) \
      ORDER BY service, environment, valid_from DESC, position DESC";
 
-fn live_json(row: &PgRow) -> Result<Value, sqlx::Error> {
-    Ok(json!({
-        "service": row.try_get::<String, _>("service")?,
-        "environment": row.try_get::<String, _>("environment")?,
-        "version": row.try_get::<String, _>("version")?,
-        "release_id": row.try_get::<uuid::Uuid, _>("release_id")?,
-        "deployment_id": row.try_get::<uuid::Uuid, _>("deployment_id")?,
-        "since": row.try_get::<DateTime<Utc>, _>("valid_from")?,
-        "by": row.try_get::<Option<String>, _>("actor")?,
-        "cause": row.try_get::<String, _>("cause")?,
-        "recorded_at": row.try_get::<DateTime<Utc>, _>("recorded_at")?,
-        "position": row.try_get::<i64, _>("position")?,
-    }))
+/// [`LIVE_SQL`] for SQLite, which has no `DISTINCT ON`: the first row of each
+/// service × environment by the same order.
+const LIVE_SQL_SQLITE: &str = "SELECT service, environment, version, release_id, deployment_id, \
+     valid_from, recorded_at, cause, actor, position FROM ( \
+       SELECT *, row_number() OVER (PARTITION BY service, environment \
+                                    ORDER BY valid_from DESC, position DESC) AS rank \
+       FROM rm_environment_history \
+       WHERE valid_from <= $1 AND recorded_at <= $2 \
+         AND ($3 IS NULL OR service = $3) AND ($4 IS NULL OR environment = $4)) \
+     WHERE rank = 1 ORDER BY service, environment";
+
+/// A version that was live.
+#[derive(Debug, sqlx::FromRow)]
+struct LiveRow {
+    service: String,
+    environment: String,
+    version: String,
+    release_id: uuid::Uuid,
+    deployment_id: uuid::Uuid,
+    valid_from: DateTime<Utc>,
+    actor: Option<String>,
+    cause: String,
+    recorded_at: DateTime<Utc>,
+    position: i64,
+}
+
+impl LiveRow {
+    fn json(&self) -> Value {
+        json!({
+            "service": self.service,
+            "environment": self.environment,
+            "version": self.version,
+            "release_id": self.release_id,
+            "deployment_id": self.deployment_id,
+            "since": self.valid_from,
+            "by": self.actor,
+            "cause": self.cause,
+            "recorded_at": self.recorded_at,
+            "position": self.position,
+        })
+    }
+}
+
+/// A version that was live, and until when.
+#[derive(Debug, sqlx::FromRow)]
+struct HistoryRow {
+    #[sqlx(flatten)]
+    live: LiveRow,
+    valid_to: Option<DateTime<Utc>>,
 }
 
 fn clocks(as_of: Option<Time>, known_at: Option<Time>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -91,14 +126,16 @@ pub(crate) async fn board(
         crate::routes::releases::known_service(&state, service).await?;
     }
     let (as_of, known_at) = clocks(p.as_of, p.known_at);
-    let rows = sqlx::query(LIVE_SQL)
-        .bind(as_of)
-        .bind(known_at)
-        .bind(&p.service)
-        .bind(None::<String>)
-        .fetch_all(&state.pool)
-        .await?;
-    let items = rows.iter().map(live_json).collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<LiveRow> = on!(&state.db, |pool, lite| {
+        sqlx::query_as(if lite { LIVE_SQL_SQLITE } else { LIVE_SQL })
+            .bind(as_of)
+            .bind(known_at)
+            .bind(&p.service)
+            .bind(None::<String>)
+            .fetch_all(pool)
+            .await?
+    });
+    let items: Vec<Value> = rows.iter().map(LiveRow::json).collect();
     Ok(Json(
         json!({"as_of": as_of, "known_at": known_at, "items": items}),
     ))
@@ -109,13 +146,15 @@ async fn known_environment(
     service: &str,
     environment: &str,
 ) -> Result<(), ApiError> {
-    let known: bool = sqlx::query_scalar(
+    let known: bool = on!(&state.db, |pool| {
+        sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM rm_environment_history WHERE service = $1 AND environment = $2)",
     )
     .bind(service)
     .bind(environment)
-    .fetch_one(&state.pool)
-    .await?;
+    .fetch_one(pool)
+        .await
+    })?;
     if known {
         Ok(())
     } else {
@@ -138,14 +177,16 @@ pub(crate) async fn one(
 ) -> Result<Json<Value>, ApiError> {
     known_environment(&state, &service, &environment).await?;
     let (as_of, known_at) = clocks(p.as_of, p.known_at);
-    let row = sqlx::query(LIVE_SQL)
-        .bind(as_of)
-        .bind(known_at)
-        .bind(&service)
-        .bind(&environment)
-        .fetch_optional(&state.pool)
-        .await?;
-    let live = row.as_ref().map(live_json).transpose()?;
+    let row: Option<LiveRow> = on!(&state.db, |pool, lite| {
+        sqlx::query_as(if lite { LIVE_SQL_SQLITE } else { LIVE_SQL })
+            .bind(as_of)
+            .bind(known_at)
+            .bind(&service)
+            .bind(&environment)
+            .fetch_optional(pool)
+            .await?
+    });
+    let live = row.as_ref().map(LiveRow::json);
     Ok(Json(json!({
         "service": service, "environment": environment,
         "as_of": as_of, "known_at": known_at, "live": live,
@@ -164,25 +205,29 @@ pub(crate) async fn history(
 ) -> Result<Json<Value>, ApiError> {
     known_environment(&state, &service, &environment).await?;
     let (as_of, known_at) = clocks(p.as_of, p.known_at);
-    let rows = sqlx::query(
-        "SELECT service, environment, version, release_id, deployment_id, valid_from, recorded_at, cause, actor, position, \
-                lead(valid_from) OVER (ORDER BY valid_from, position) AS valid_to \
-         FROM rm_environment_history \
-         WHERE service = $1 AND environment = $2 AND recorded_at <= $3 AND valid_from <= $4 \
-         ORDER BY valid_from, position",
-    )
-    .bind(&service)
-    .bind(&environment)
-    .bind(known_at)
-    .bind(as_of)
-    .fetch_all(&state.pool)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut item = live_json(row)?;
-        item["until"] = json!(row.try_get::<Option<DateTime<Utc>>, _>("valid_to")?);
-        items.push(item);
-    }
+    let rows: Vec<HistoryRow> = on!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT service, environment, version, release_id, deployment_id, valid_from, recorded_at, cause, actor, position, \
+                    lead(valid_from) OVER (ORDER BY valid_from, position) AS valid_to \
+             FROM rm_environment_history \
+             WHERE service = $1 AND environment = $2 AND recorded_at <= $3 AND valid_from <= $4 \
+             ORDER BY valid_from, position",
+        )
+        .bind(&service)
+        .bind(&environment)
+        .bind(known_at)
+        .bind(as_of)
+        .fetch_all(pool)
+        .await?
+    });
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut item = row.live.json();
+            item["until"] = json!(row.valid_to);
+            item
+        })
+        .collect();
     Ok(Json(json!({
         "service": service, "environment": environment,
         "as_of": as_of, "known_at": known_at, "items": items,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use release_pilot_domain::roles::Role;
 use release_pilot_http::auth::allow;
 use release_pilot_http::error::ApiError;
+use release_pilot_ledger::on;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -106,10 +107,11 @@ pub(crate) async fn report(
         ));
     }
     let now = Utc::now();
-    let rows: Vec<ExceptionRow> = sqlx::query_as(
+    let rows: Vec<ExceptionRow> = on!(&state.db, |pool| {
+        sqlx::query_as(
             "SELECT position, kind, service, environment, release_id, deployment_id, actor, at, detail FROM rm_exceptions \
-             WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2) \
-               AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR service = $4) \
+             WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2) \
+               AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR service = $4) \
                AND position > $5 ORDER BY position, kind LIMIT $6",
         )
         .bind(p.from.map(|t| t.0))
@@ -118,8 +120,9 @@ pub(crate) async fn report(
         .bind(&p.service)
         .bind(p.after.unwrap_or(0))
         .bind(limit)
-        .fetch_all(&state.pool)
-        .await?;
+        .fetch_all(pool)
+        .await
+    })?;
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.position))
         .flatten();
@@ -130,19 +133,21 @@ pub(crate) async fn report(
         .is_none_or(|k| k == "retroactive_approval_overdue")
     {
         // Overdue: the window passed with approvals incomplete, or they came late.
-        let overdue: Vec<HotfixRow> = sqlx::query_as(
+        let overdue: Vec<HotfixRow> = on!(&state.db, |pool| {
+            sqlx::query_as(
                 "SELECT deployment_id, release_id, service, environment, started_at, due, approvals_required, approvers, completed_at \
                  FROM rm_exception_hotfixes \
                  WHERE ((completed_at IS NULL AND due < $1) OR completed_at > due) \
-                   AND ($2::timestamptz IS NULL OR due >= $2) AND ($3::timestamptz IS NULL OR due < $3) \
-                   AND ($4::text IS NULL OR service = $4) ORDER BY due",
+                   AND ($2 IS NULL OR due >= $2) AND ($3 IS NULL OR due < $3) \
+                   AND ($4 IS NULL OR service = $4) ORDER BY due",
             )
             .bind(now)
             .bind(p.from.map(|t| t.0))
             .bind(p.to.map(|t| t.0))
             .bind(&p.service)
-            .fetch_all(&state.pool)
-            .await?;
+            .fetch_all(pool)
+        .await
+        })?;
         for h in overdue {
             let state = if h.completed_at.is_some() {
                 "approved_late"

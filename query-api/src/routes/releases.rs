@@ -5,9 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use release_pilot_http::error::ApiError;
+use release_pilot_ledger::on;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::params::{decode_cursor, encode_cursor, limit, uuid_or_404, Params, Time};
@@ -34,13 +34,13 @@ pub(crate) struct ListParams {
 
 /// Refuses a service nothing is known about with a 404.
 pub(crate) async fn known_service(state: &QueryState, service: &str) -> Result<(), ApiError> {
-    let known: bool = sqlx::query_scalar(
+    let known: bool = on!(&state.db, |pool| sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM rm_releases WHERE service = $1) \
              OR EXISTS (SELECT 1 FROM rm_environment_history WHERE service = $1)",
     )
     .bind(service)
-    .fetch_one(&state.pool)
-    .await?;
+    .fetch_one(pool)
+    .await)?;
     if known {
         Ok(())
     } else {
@@ -64,39 +64,39 @@ pub(crate) async fn list(
         known_service(&state, service).await?;
     }
     let cursor = p.after.as_deref().map(decode_cursor).transpose()?;
-    let rows = sqlx::query(
-        "SELECT release_id, service, version, created_at, created_by, gates, approvals, withdrawn \
-         FROM rm_releases WHERE ($1::text IS NULL OR service = $1) \
-           AND ($2::timestamptz IS NULL OR (created_at, release_id) < ($2, $3)) \
-         ORDER BY created_at DESC, release_id DESC LIMIT $4",
-    )
-    .bind(&p.service)
-    .bind(cursor.map(|c| c.0))
-    .bind(cursor.map(|c| c.1))
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut last = None;
-    for row in &rows {
-        let id: Uuid = row.try_get("release_id")?;
-        let created_at: DateTime<Utc> = row.try_get("created_at")?;
-        last = Some((created_at, id));
-        items.push(json!({
-            "release_id": id,
-            "service": row.try_get::<String, _>("service")?,
-            "version": row.try_get::<String, _>("version")?,
-            "created_at": created_at,
-            "created_by": row.try_get::<String, _>("created_by")?,
-            "gates": row.try_get::<Value, _>("gates")?,
-            "approvals": row.try_get::<Value, _>("approvals")?,
-            "withdrawn": row.try_get::<bool, _>("withdrawn")?,
-        }));
-    }
+    let rows: Vec<ReleaseRow> = on!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT release_id, service, version, created_at, created_by, gates, approvals, withdrawn \
+             FROM rm_releases WHERE ($1 IS NULL OR service = $1) \
+               AND ($2 IS NULL OR (created_at, release_id) < ($2, $3)) \
+             ORDER BY created_at DESC, release_id DESC LIMIT $4",
+        )
+        .bind(&p.service)
+        .bind(cursor.map(|c| c.0))
+        .bind(cursor.map(|c| c.1))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    let last = rows.last().map(|r| (r.created_at, r.release_id));
+    let items: Vec<Value> = rows.into_iter().map(|row| json!(row)).collect();
     let next = (i64::try_from(items.len()).unwrap_or(0) == limit)
         .then(|| last.map(|(at, id)| encode_cursor(at, id)))
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
+}
+
+/// A release as the list shows it.
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+struct ReleaseRow {
+    release_id: Uuid,
+    service: String,
+    version: String,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    gates: Value,
+    approvals: Value,
+    withdrawn: bool,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -128,14 +128,16 @@ pub(crate) async fn one(
         .map(|t| t.0)
         .min()
         .unwrap_or_else(Utc::now);
-    let head = sqlx::query(
-        "SELECT service, version, created_at, created_by FROM rm_releases WHERE release_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release {id}")))?;
-    let created_at: DateTime<Utc> = head.try_get("created_at")?;
+    let head: Option<(String, String, DateTime<Utc>, String)> = on!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT service, version, created_at, created_by FROM rm_releases WHERE release_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    });
+    let (service, version, created_at, created_by) =
+        head.ok_or_else(|| ApiError::not_found("release_not_found", format!("no release {id}")))?;
     if created_at > bound {
         return Err(ApiError::not_found(
             "release_not_found",
@@ -146,14 +148,14 @@ pub(crate) async fn one(
             ),
         ));
     }
-    let events: Vec<(String, Value)> = sqlx::query_as(
+    let events: Vec<(String, Value)> = on!(&state.db, |pool| sqlx::query_as(
         "SELECT event_type, detail FROM rm_release_timeline \
          WHERE release_id = $1 AND recorded_at <= $2 ORDER BY position",
     )
     .bind(id)
     .bind(bound)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     let mut gates = Map::new();
     let mut approvals: Map<String, Value> = Map::new();
     let mut withdrawn = false;
@@ -185,10 +187,10 @@ pub(crate) async fn one(
     }
     Ok(Json(json!({
         "release_id": id,
-        "service": head.try_get::<String, _>("service")?,
-        "version": head.try_get::<String, _>("version")?,
+        "service": service,
+        "version": version,
         "created_at": created_at,
-        "created_by": head.try_get::<String, _>("created_by")?,
+        "created_by": created_by,
         "as_of": bound,
         "gates": gates,
         "approvals": approvals,
@@ -226,26 +228,27 @@ pub(crate) async fn timeline(
 ) -> Result<Json<Value>, ApiError> {
     let id = uuid_or_404(&id, "release_not_found", "release")?;
     let limit = limit(p.limit)?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rm_releases WHERE release_id = $1)")
-            .bind(id)
-            .fetch_one(&state.pool)
-            .await?;
+    let exists: bool = on!(&state.db, |pool| sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM rm_releases WHERE release_id = $1)"
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await)?;
     if !exists {
         return Err(ApiError::not_found(
             "release_not_found",
             format!("no release {id}"),
         ));
     }
-    let rows: Vec<TimelineRow> = sqlx::query_as(
+    let rows: Vec<TimelineRow> = on!(&state.db, |pool| sqlx::query_as(
         "SELECT position, recorded_at, event_type, actor, detail FROM rm_release_timeline \
          WHERE release_id = $1 AND position > $2 ORDER BY position LIMIT $3",
     )
     .bind(id)
     .bind(p.after.unwrap_or(0))
     .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.position))
         .flatten();

@@ -1,6 +1,8 @@
 //! Traceability: from a requirement or a deployment, both directions; the matrix as JSON
 //! or CSV; coverage and orphan commits.
 
+use release_pilot_ledger::db::Db;
+use release_pilot_ledger::on;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
@@ -40,12 +42,12 @@ async fn neighbours(
         "SELECT n.id, n.attrs FROM rm_trace_edges e JOIN rm_trace_nodes n ON n.kind = e.to_kind AND n.id = e.to_id \
          WHERE e.from_kind = $1 AND e.from_id = $2 AND e.relation = $3 ORDER BY e.position"
     };
-    Ok(sqlx::query_as(sql)
+    Ok(on!(&state.db, |pool| sqlx::query_as(sql)
         .bind(kind)
         .bind(id)
         .bind(relation)
-        .fetch_all(&state.pool)
-        .await?)
+        .fetch_all(pool)
+        .await)?)
 }
 
 /// Pointed-at nodes whose ids may not have a node row (a requirement never registered).
@@ -55,7 +57,7 @@ async fn targets(
     id: &str,
     relation: &str,
 ) -> Result<Vec<(String, Option<Value>)>, ApiError> {
-    Ok(sqlx::query_as(
+    Ok(on!(&state.db, |pool| sqlx::query_as(
         "SELECT e.to_id, n.attrs FROM rm_trace_edges e \
          LEFT JOIN rm_trace_nodes n ON n.kind = e.to_kind AND n.id = e.to_id \
          WHERE e.from_kind = $1 AND e.from_id = $2 AND e.relation = $3 ORDER BY e.position",
@@ -63,18 +65,18 @@ async fn targets(
     .bind(kind)
     .bind(id)
     .bind(relation)
-    .fetch_all(&state.pool)
-    .await?)
+    .fetch_all(pool)
+    .await)?)
 }
 
 async fn node(state: &QueryState, kind: &str, id: &str) -> Result<Option<Value>, ApiError> {
-    Ok(
-        sqlx::query_scalar("SELECT attrs FROM rm_trace_nodes WHERE kind = $1 AND id = $2")
-            .bind(kind)
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?,
+    Ok(on!(&state.db, |pool| sqlx::query_scalar(
+        "SELECT attrs FROM rm_trace_nodes WHERE kind = $1 AND id = $2"
     )
+    .bind(kind)
+    .bind(id)
+    .fetch_optional(pool)
+    .await)?)
 }
 
 fn with_id(id: &str, key: &str, attrs: Value) -> Value {
@@ -252,34 +254,88 @@ struct Row {
     production_versions: Vec<String>,
 }
 
+/// The matrix query; `{release_match}` joins a deployment to a release node id and
+/// `{versions}` aggregates the distinct production versions (PostgreSQL and SQLite
+/// spell both differently).
+const MATRIX_SQL: &str = "WITH reqs AS ( \
+       SELECT id FROM rm_trace_nodes WHERE kind = 'requirement' \
+       UNION SELECT to_id FROM rm_trace_edges WHERE to_kind = 'requirement'), \
+     commits AS ( \
+       SELECT to_id AS req, from_id AS sha FROM rm_trace_edges WHERE relation = 'implements'), \
+     releases AS ( \
+       SELECT c.req, e.from_id AS release FROM commits c \
+         JOIN rm_trace_edges e ON e.relation = 'contains' AND e.to_kind = 'commit' AND e.to_id = c.sha \
+       UNION SELECT to_id, from_id FROM rm_trace_edges WHERE relation = 'declares'), \
+     tests AS ( \
+       SELECT e.to_id AS req, n.attrs ->> 'status' AS status FROM rm_trace_edges e \
+         JOIN rm_trace_nodes n ON n.kind = 'test' AND n.id = e.from_id WHERE e.relation = 'verifies'), \
+     prod AS ( \
+       SELECT r.req, d.version, d.completed_at FROM releases r \
+         JOIN rm_dora_deployments d ON {release_match} \
+        WHERE d.production AND d.completed_at IS NOT NULL) \
+     SELECT q.id, n.attrs ->> 'title' AS title, n.attrs ->> 'category' AS category, \
+       (SELECT count(DISTINCT sha) FROM commits c WHERE c.req = q.id) AS commits, \
+       (SELECT count(*) FROM tests t WHERE t.req = q.id AND t.status = 'passed') AS tests_passed, \
+       (SELECT count(*) FROM tests t WHERE t.req = q.id AND t.status = 'failed') AS tests_failed, \
+       (SELECT count(DISTINCT release) FROM releases r WHERE r.req = q.id) AS releases, \
+       {versions} AS production_versions \
+     FROM reqs q LEFT JOIN rm_trace_nodes n ON n.kind = 'requirement' AND n.id = q.id ORDER BY q.id";
+
+/// A matrix row as SQLite returns it: the versions as a JSON array.
+#[derive(Debug, sqlx::FromRow)]
+struct SqliteMatrixRow {
+    id: String,
+    title: Option<String>,
+    category: Option<String>,
+    commits: i64,
+    tests_passed: i64,
+    tests_failed: i64,
+    releases: i64,
+    production_versions: String,
+}
+
 async fn matrix_rows(state: &QueryState) -> Result<Vec<Row>, ApiError> {
-    Ok(sqlx::query_as(
-        "WITH reqs AS ( \
-           SELECT id FROM rm_trace_nodes WHERE kind = 'requirement' \
-           UNION SELECT to_id FROM rm_trace_edges WHERE to_kind = 'requirement'), \
-         commits AS ( \
-           SELECT to_id AS req, from_id AS sha FROM rm_trace_edges WHERE relation = 'implements'), \
-         releases AS ( \
-           SELECT c.req, e.from_id AS release FROM commits c \
-             JOIN rm_trace_edges e ON e.relation = 'contains' AND e.to_kind = 'commit' AND e.to_id = c.sha \
-           UNION SELECT to_id, from_id FROM rm_trace_edges WHERE relation = 'declares'), \
-         tests AS ( \
-           SELECT e.to_id AS req, n.attrs ->> 'status' AS status FROM rm_trace_edges e \
-             JOIN rm_trace_nodes n ON n.kind = 'test' AND n.id = e.from_id WHERE e.relation = 'verifies'), \
-         prod AS ( \
-           SELECT r.req, d.version, d.completed_at FROM releases r \
-             JOIN rm_dora_deployments d ON d.release_id::text = r.release \
-            WHERE d.production AND d.completed_at IS NOT NULL) \
-         SELECT q.id, n.attrs ->> 'title' AS title, n.attrs ->> 'category' AS category, \
-           (SELECT count(DISTINCT sha) FROM commits c WHERE c.req = q.id) AS commits, \
-           (SELECT count(*) FROM tests t WHERE t.req = q.id AND t.status = 'passed') AS tests_passed, \
-           (SELECT count(*) FROM tests t WHERE t.req = q.id AND t.status = 'failed') AS tests_failed, \
-           (SELECT count(DISTINCT release) FROM releases r WHERE r.req = q.id) AS releases, \
-           coalesce((SELECT array_agg(DISTINCT p.version) FROM prod p WHERE p.req = q.id), '{}') AS production_versions \
-         FROM reqs q LEFT JOIN rm_trace_nodes n ON n.kind = 'requirement' AND n.id = q.id ORDER BY q.id",
-    )
-    .fetch_all(&state.pool)
-    .await?)
+    match &state.db {
+        Db::Postgres(pool) => {
+            let sql = MATRIX_SQL
+                .replace("{release_match}", "d.release_id::text = r.release")
+                .replace(
+                    "{versions}",
+                    "coalesce((SELECT array_agg(DISTINCT p.version) FROM prod p WHERE p.req = q.id), '{}')",
+                );
+            Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+        }
+        Db::Sqlite(pool) => {
+            let sql = MATRIX_SQL
+                .replace(
+                    "{release_match}",
+                    "lower(hex(d.release_id)) = replace(r.release, '-', '')",
+                )
+                .replace(
+                    "{versions}",
+                    "(SELECT json_group_array(DISTINCT p.version) FROM prod p WHERE p.req = q.id)",
+                );
+            let rows: Vec<SqliteMatrixRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let mut versions: Vec<String> =
+                        serde_json::from_str(&r.production_versions).unwrap_or_default();
+                    versions.sort();
+                    Row {
+                        id: r.id,
+                        title: r.title,
+                        category: r.category,
+                        commits: r.commits,
+                        tests_passed: r.tests_passed,
+                        tests_failed: r.tests_failed,
+                        releases: r.releases,
+                        production_versions: versions,
+                    }
+                })
+                .collect())
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -350,13 +406,15 @@ pub(crate) async fn coverage(State(state): State<QueryState>) -> Result<Json<Val
             .map(|r| r.id.as_str())
             .collect()
     };
-    let orphans: Vec<(String, Value)> = sqlx::query_as(
+    let orphans: Vec<(String, Value)> = on!(&state.db, |pool| {
+        sqlx::query_as(
         "SELECT n.id, n.attrs FROM rm_trace_nodes n WHERE n.kind = 'commit' \
            AND NOT EXISTS (SELECT 1 FROM rm_trace_edges e WHERE e.from_kind = 'commit' AND e.from_id = n.id AND e.relation = 'implements') \
          ORDER BY n.attrs ->> 'committed_at', n.id",
     )
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+        .await
+    })?;
     Ok(Json(json!({
         "requirements": rows.len(),
         "without_commit": ids(&|r| r.commits == 0),
