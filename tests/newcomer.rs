@@ -2,8 +2,9 @@
 //! the CI client against it — a release from a real git repository with conventional
 //! commits, JUnit reports, approvals, `can-deploy` (refused, then allowed), a deployment —
 //! then the query API shows the deployment, DORA and traceability, and an audit export
-//! verifies offline. The database is a fresh PostgreSQL database (the embedded SQLite
-//! default is not available yet).
+//! verifies offline. It runs twice: with no configuration at all (the embedded SQLite
+//! database under `./data`, the admin token read from what `serve` prints), and with
+//! `DATABASE_URL` naming a fresh PostgreSQL database.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -11,8 +12,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-const ADMIN: &str = "rp_newcomer_admin_token_0123456789";
 
 struct Server {
     child: Child,
@@ -63,11 +62,21 @@ fn json(output: Output) -> Value {
 }
 
 #[test]
-fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
+fn a_newcomer_with_no_configuration_serves_releases_deploys_and_reads_it_all_back() {
+    newcomer(None);
+}
+
+#[test]
+fn the_same_first_hour_on_postgresql() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let db = runtime.block_on(release_pilot_ledger::testkit::TestDatabase::create());
+    newcomer(Some(&db.url));
+}
+
+fn newcomer(database_url: Option<&str>) {
     let home = tempfile::tempdir().expect("empty directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_release-pilot"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_release-pilot"));
+    serve
         .args([
             "serve",
             "--listen",
@@ -76,14 +85,13 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
             "127.0.0.1:0",
         ])
         .current_dir(home.path())
-        .env("DATABASE_URL", &db.url)
-        .env("RELEASE_PILOT_BOOTSTRAP_TOKEN", ADMIN)
-        .env_remove("RELEASE_PILOT_DATA_DIR")
-        .env_remove("NATS_URL")
+        .env_clear()
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        serve.env("DATABASE_URL", url);
+    }
+    let mut child = serve.spawn().expect("serve starts");
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut url = |prefix: &str| -> String {
         let line = lines.next().expect("a line").expect("utf-8");
@@ -94,6 +102,7 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
     };
     let command = url("command API: ");
     let query = url("query API:   ");
+    let admin = url("admin token (shown once, store it now): ");
     let _server = Server { child };
     assert!(
         home.path().join("data/ledger-signing-key.pem").exists(),
@@ -101,7 +110,10 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
     );
 
     // Tokens for the pipeline and two approvers.
-    let db_env = [("DATABASE_URL", db.url.as_str())];
+    let db_env: Vec<(&str, &str)> = database_url
+        .map(|url| ("DATABASE_URL", url))
+        .into_iter()
+        .collect();
     let token = |subject: &str, role: &str| -> String {
         ok(rp(
             home.path(),
@@ -299,7 +311,7 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
     let http = reqwest::blocking::Client::new();
     let get = |path: &str| -> Value {
         http.get(format!("{query}{path}"))
-            .bearer_auth(ADMIN)
+            .bearer_auth(&admin)
             .send()
             .expect("query")
             .json()
@@ -336,7 +348,7 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
     // An audit export, verified offline with the public key the API serves.
     let key = http
         .get(format!("{query}/v1/ledger/public-key"))
-        .bearer_auth(ADMIN)
+        .bearer_auth(&admin)
         .send()
         .expect("key")
         .text()
@@ -364,7 +376,6 @@ fn a_newcomer_serves_releases_deploys_and_reads_it_all_back() {
     ));
     assert!(verified.starts_with("export verified"), "{verified}");
     // And the database itself verifies with the key serve generated.
-    let env = [("DATABASE_URL", db.url.as_str())];
-    let verified = ok(rp(home.path(), &["verify"], &env));
+    let verified = ok(rp(home.path(), &["verify"], &db_env));
     assert!(verified.starts_with("ledger verified"), "{verified}");
 }

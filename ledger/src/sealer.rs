@@ -106,6 +106,13 @@ impl Sealer {
     /// Seals the next batch of committed events. Returns [`LedgerError::Busy`] when
     /// another sealer holds the lock.
     pub async fn seal_batch(&self) -> Result<SealOutcome, LedgerError> {
+        if let Some(head) = self.idle().await? {
+            return Ok(SealOutcome {
+                sealed: 0,
+                head,
+                checkpoint: None,
+            });
+        }
         let mut tx = self.db.begin().await?;
         lock(&mut tx, SEALER_LOCK).await?;
         let cursor = cursor(&mut tx).await?;
@@ -184,6 +191,43 @@ impl Sealer {
         })
     }
 
+    /// On SQLite, the head when there is nothing to seal and no checkpoint due (a read
+    /// that takes no lock), so an idle poll does not queue for the database's one write
+    /// lock. On PostgreSQL the batch itself is as cheap, and this is always `None`.
+    async fn idle(&self) -> Result<Option<i64>, LedgerError> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(None);
+        };
+        let (unsealed, head, checkpointed, signed): (i64, i64, i64, Option<DateTime<Utc>>) =
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM events \
+                          WHERE global_position > coalesce((SELECT max(global_position) FROM ledger), 0)), \
+                        coalesce((SELECT max(position) FROM ledger), 0), \
+                        coalesce((SELECT max(position) FROM ledger_checkpoints), 0), \
+                        (SELECT signed_at FROM ledger_checkpoints ORDER BY position DESC LIMIT 1)",
+            )
+            .fetch_one(pool)
+            .await?;
+        let idle = unsealed == 0 && !self.due(head, checkpointed, signed, Utc::now());
+        Ok(idle.then_some(head))
+    }
+
+    /// Whether a checkpoint of `head` is due, the last one being of `last_position` and
+    /// signed at `last_signed`.
+    fn due(
+        &self,
+        head: i64,
+        last_position: i64,
+        last_signed: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let interval = chrono::Duration::from_std(self.config.checkpoint_interval)
+            .unwrap_or(chrono::Duration::MAX);
+        head > last_position
+            && (head - last_position >= self.config.checkpoint_every
+                || last_signed.is_none_or(|signed| now - signed >= interval))
+    }
+
     /// Signs a checkpoint of the current head now, unless it is already checkpointed.
     pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, LedgerError> {
         let mut tx = self.db.begin().await?;
@@ -218,12 +262,7 @@ impl Sealer {
             return Ok(None);
         }
         let now = Utc::now();
-        let interval = chrono::Duration::from_std(self.config.checkpoint_interval)
-            .unwrap_or(chrono::Duration::MAX);
-        let due = force
-            || head - last_position >= self.config.checkpoint_every
-            || last_signed.is_none_or(|signed| now - signed >= interval);
-        if !due {
+        if !force && !self.due(head, last_position, last_signed, now) {
             return Ok(None);
         }
         let checkpoint = self.key.sign(head, hash, now);

@@ -217,6 +217,9 @@ impl<P: Projection> Projector<P> {
     /// given entries, or the next ones from the ledger), move the checkpoint.
     async fn batch(&self, given: Option<&[Entry]>) -> Result<usize, RunError> {
         let name = self.projection.name();
+        if given.is_none() && self.caught_up().await? {
+            return Ok(0);
+        }
         let mut tx = self.db.begin().await?;
         // The row lock is the projection's lease: one writer at a time. On SQLite the
         // `BEGIN IMMEDIATE` transaction holds the database's write lock already.
@@ -322,6 +325,24 @@ impl<P: Projection> Projector<P> {
         }
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// On SQLite, whether the projection already stands at the ledger's head (a read
+    /// that takes no lock), so an idle poll does not queue for the database's one write
+    /// lock. On PostgreSQL the batch itself is as cheap, and this is always false.
+    async fn caught_up(&self) -> Result<bool, sqlx::Error> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(false);
+        };
+        let (checkpoint, head, failed): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT position FROM projection_checkpoints WHERE projection = $1), \
+                    (SELECT max(position) FROM ledger), \
+                    (SELECT failed_at_position FROM projection_checkpoints WHERE projection = $1)",
+        )
+        .bind(self.projection.name())
+        .fetch_one(pool)
+        .await?;
+        Ok(failed.is_none() && checkpoint.is_some() && checkpoint >= head.or(Some(0)))
     }
 
     async fn stop_at(&self, position: i64, reason: &str) -> Result<(), sqlx::Error> {

@@ -14,7 +14,7 @@ use release_pilot_ledger::testkit::{seal_everything, TestDatabase};
 use release_pilot_projector::audit_index::AuditIndex;
 use release_pilot_projector::metrics::ProjectorMetrics;
 use release_pilot_projector::{Projection, ProjectionError, Projector, RunError};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::watch;
 
 /// Appends `count` events by several actors over a few aggregates.
