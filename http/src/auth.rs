@@ -146,41 +146,31 @@ impl TokenStore {
 
     /// Every token, newest first.
     pub async fn list(&self) -> Result<Vec<TokenInfo>, sqlx::Error> {
-        type TokenRow = (Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>);
         let sql = "SELECT id, subject, created_at, revoked_at, roles FROM api_tokens ORDER BY created_at DESC";
-        let rows: Vec<(TokenRow, Vec<String>)> = match &self.db {
-            Db::Postgres(pool) => {
-                let rows: Vec<(
-                    Uuid,
-                    String,
-                    DateTime<Utc>,
-                    Option<DateTime<Utc>>,
-                    Vec<String>,
-                )> = sqlx::query_as(sql).fetch_all(pool).await?;
-                rows.into_iter()
-                    .map(|(id, subject, created, revoked, roles)| {
-                        ((id, subject, created, revoked), roles)
-                    })
-                    .collect()
-            }
+        // PostgreSQL keeps the roles as text[], SQLite as a JSON array.
+        let rows: Vec<TokenRow<Vec<String>>> = match &self.db {
+            Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
             Db::Sqlite(pool) => {
-                let rows: Vec<(Uuid, String, DateTime<Utc>, Option<DateTime<Utc>>, String)> =
-                    sqlx::query_as(sql).fetch_all(pool).await?;
+                let rows: Vec<TokenRow<String>> = sqlx::query_as(sql).fetch_all(pool).await?;
                 rows.into_iter()
-                    .map(|(id, subject, created, revoked, roles)| {
-                        ((id, subject, created, revoked), roles_from_json(&roles))
+                    .map(|row| TokenRow {
+                        roles: roles_from_json(&row.roles),
+                        id: row.id,
+                        subject: row.subject,
+                        created_at: row.created_at,
+                        revoked_at: row.revoked_at,
                     })
                     .collect()
             }
         };
         Ok(rows
             .into_iter()
-            .map(|((id, subject, created_at, revoked_at), roles)| TokenInfo {
-                id,
-                subject,
-                roles,
-                created_at,
-                revoked_at,
+            .map(|row| TokenInfo {
+                id: row.id,
+                subject: row.subject,
+                roles: row.roles,
+                created_at: row.created_at,
+                revoked_at: row.revoked_at,
             })
             .collect())
     }
@@ -265,6 +255,16 @@ impl TokenStore {
         }
         Ok(Some(self.create(&admin, &roles).await?.1))
     }
+}
+
+/// A stored token, with its roles as the backend keeps them.
+#[derive(sqlx::FromRow)]
+struct TokenRow<Roles> {
+    id: Uuid,
+    subject: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    roles: Roles,
 }
 
 /// Roles stored as a JSON array (SQLite); an unreadable value grants nothing.

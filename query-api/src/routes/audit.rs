@@ -85,9 +85,8 @@ pub(crate) async fn list(
             "after must be a position, 0 or more",
         ));
     }
-    let rows: Vec<AuditRow> =
-        on!(&state.db, |pool| {
-            sqlx::query_as(
+    let rows: Vec<AuditRow> = on!(&state.db, |pool| {
+        sqlx::query_as(
         "SELECT position, recorded_at, actor, command, aggregate_type, aggregate_id, event_type \
              FROM rm_audit_index WHERE position > $1 \
                AND ($2 IS NULL OR actor = $2) \
@@ -106,7 +105,7 @@ pub(crate) async fn list(
     .bind(limit)
     .fetch_all(pool)
     .await
-        })?;
+    })?;
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.position))
         .flatten();
