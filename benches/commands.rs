@@ -4,8 +4,10 @@
 //! single-row INSERT.
 //!
 //! Run: `cargo bench --bench commands` (local PostgreSQL; its own database, dropped
-//! afterwards). `BENCH_SECONDS` sets each measurement's length (default 5). The HTTP
-//! client, the server, the sealer and PostgreSQL share the machine's cores.
+//! afterwards), or `BENCH_BACKEND=sqlite cargo bench --bench commands` for the embedded
+//! backend (a fresh file; the baselines then run on SQLite too). `BENCH_SECONDS` sets
+//! each measurement's length (default 5). The HTTP client, the server, the sealer and the
+//! database share the machine's cores.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,11 +16,12 @@ use release_pilot_command_service::auth::TokenStore;
 use release_pilot_command_service::{App, AppState, CommandConfig};
 use release_pilot_domain::ids::Person;
 use release_pilot_domain::roles::Role;
+use release_pilot_ledger::db::Db;
 use release_pilot_ledger::sealer::{Sealer, SealerConfig};
 use release_pilot_ledger::signing::LedgerKey;
-use release_pilot_ledger::testkit::TestDatabase;
+use release_pilot_ledger::testkit::{Backend, TestDb};
+use release_pilot_ledger::{on, on_tx};
 use serde_json::json;
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 mod support;
@@ -36,70 +39,94 @@ fn latency(m: &Measured) -> String {
     )
 }
 
-async fn raw_insert(pool: &PgPool) -> Measured {
-    sqlx::query("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, payload json NOT NULL)")
-        .execute(pool)
-        .await
-        .expect("table");
-    let pool = pool.clone();
+async fn raw_insert(db: &Db) -> Measured {
+    on!(db, |pool, lite| sqlx::query(if lite {
+        "CREATE TABLE bench_raw (id INTEGER PRIMARY KEY AUTOINCREMENT, aggregate_id TEXT NOT NULL, payload TEXT NOT NULL)"
+    } else {
+        "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, payload json NOT NULL)"
+    })
+    .execute(pool)
+    .await
+    .map(drop))
+    .expect("table");
+    let db = db.clone();
     measure(CONNECTIONS, move |worker, n| {
-        let pool = pool.clone();
+        let db = db.clone();
         async move {
-            sqlx::query("INSERT INTO bench_raw (aggregate_id, payload) VALUES ($1, $2)")
-                .bind(format!("w{worker}"))
-                .bind(json!({"GateEvaluated": {"gate": "testing", "n": n, "pad": "x".repeat(400)}}))
-                .execute(&pool)
-                .await
-                .expect("insert");
+            on!(&db, |pool| sqlx::query(
+                "INSERT INTO bench_raw (aggregate_id, payload) VALUES ($1, $2)"
+            )
+            .bind(format!("w{worker}"))
+            .bind(json!({"GateEvaluated": {"gate": "testing", "n": n, "pad": "x".repeat(400)}}))
+            .execute(pool)
+            .await
+            .map(drop))
+            .expect("insert");
         }
     })
     .await
 }
 
-/// BEGIN; read the aggregate's events; append one; COMMIT — what a command costs in SQL.
-async fn command_shaped(pool: &PgPool) -> Measured {
-    sqlx::query("CREATE TABLE bench_events (aggregate_id text NOT NULL, sequence bigint NOT NULL, payload json NOT NULL, PRIMARY KEY (aggregate_id, sequence))")
-        .execute(pool)
-        .await
-        .expect("table");
-    sqlx::query(
-        "INSERT INTO bench_events SELECT 'w' || w, s, json_build_object('GateEvaluated', json_build_object('s', s, 'pad', repeat('x', 400))) \
-         FROM generate_series(0, $1 - 1) w, generate_series(1, $2) s",
-    )
-    .bind(CONNECTIONS as i64)
-    .bind(HISTORY)
+/// BEGIN; read the aggregate's events; append one; COMMIT — what a command costs in SQL
+/// (on SQLite the transaction is `BEGIN IMMEDIATE`, as every read-then-write one is).
+async fn command_shaped(db: &Db) -> Measured {
+    on!(db, |pool, lite| sqlx::query(if lite {
+        "CREATE TABLE bench_events (aggregate_id TEXT NOT NULL, sequence INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (aggregate_id, sequence))"
+    } else {
+        "CREATE TABLE bench_events (aggregate_id text NOT NULL, sequence bigint NOT NULL, payload json NOT NULL, PRIMARY KEY (aggregate_id, sequence))"
+    })
     .execute(pool)
     .await
-    .expect("history");
-    let pool = pool.clone();
+    .map(drop))
+    .expect("table");
+    for worker in 0..CONNECTIONS {
+        for sequence in 1..=HISTORY {
+            on!(db, |pool| sqlx::query(
+                "INSERT INTO bench_events VALUES ($1, $2, $3)"
+            )
+            .bind(format!("w{worker}"))
+            .bind(sequence)
+            .bind(json!({"GateEvaluated": {"s": sequence, "pad": "x".repeat(400)}}))
+            .execute(pool)
+            .await
+            .map(drop))
+            .expect("history");
+        }
+    }
+    let db = db.clone();
     measure(CONNECTIONS, move |worker, n| {
-        let pool = pool.clone();
+        let db = db.clone();
         async move {
             let id = format!("w{worker}");
-            let mut tx = pool.begin().await.expect("begin");
-            let events: Vec<String> = sqlx::query_scalar(
-                "SELECT payload::text FROM bench_events WHERE aggregate_id = $1 ORDER BY sequence",
+            let mut tx = db.begin().await.expect("begin");
+            let events: Vec<String> = on_tx!(&mut tx, |conn, lite| sqlx::query_scalar(if lite {
+                "SELECT payload FROM bench_events WHERE aggregate_id = $1 ORDER BY sequence"
+            } else {
+                "SELECT payload::text FROM bench_events WHERE aggregate_id = $1 ORDER BY sequence"
+            })
+            .bind(&id)
+            .fetch_all(&mut *conn)
+            .await)
+            .expect("load");
+            on_tx!(&mut tx, |conn| sqlx::query(
+                "INSERT INTO bench_events VALUES ($1, $2, $3)"
             )
             .bind(&id)
-            .fetch_all(&mut *tx)
+            .bind(events.len() as i64 + 1)
+            .bind(json!({"GateEvaluated": {"n": n, "pad": "x".repeat(400)}}))
+            .execute(&mut *conn)
             .await
-            .expect("load");
-            sqlx::query("INSERT INTO bench_events VALUES ($1, $2, $3)")
-                .bind(&id)
-                .bind(events.len() as i64 + 1)
-                .bind(json!({"GateEvaluated": {"n": n, "pad": "x".repeat(400)}}))
-                .execute(&mut *tx)
-                .await
-                .expect("append");
+            .map(drop))
+            .expect("append");
             tx.commit().await.expect("commit");
         }
     })
     .await
 }
 
-async fn http_commands(db: &TestDatabase) -> Measured {
+async fn http_commands(db: &Db) -> Measured {
     let state = AppState::new(
-        db.pool.clone(),
+        db.clone(),
         CommandConfig {
             rate_per_second: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
             rate_burst: std::num::NonZeroU32::new(1_000_000).expect("non-zero"),
@@ -116,14 +143,9 @@ async fn http_commands(db: &TestDatabase) -> Measured {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
     let sealing = tokio::spawn(
-        Sealer::new(
-            db.pool.clone(),
-            LedgerKey::generate(),
-            SealerConfig::default(),
-        )
-        .run(shutdown),
+        Sealer::new(db.clone(), LedgerKey::generate(), SealerConfig::default()).run(shutdown),
     );
-    let (_, token) = TokenStore::new(db.pool.clone())
+    let (_, token) = TokenStore::new(db.clone())
         .create(
             &Person::parse("bench-ci").expect("valid"),
             &BTreeSet::from([Role::Ci]),
@@ -187,12 +209,20 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let db = TestDatabase::create_with(48).await;
-        println!("command benchmark — {CONNECTIONS} connections, {} s per measurement", seconds().as_secs());
+        let backend = match std::env::var("BENCH_BACKEND").as_deref() {
+            Ok("sqlite") => Backend::Sqlite,
+            _ => Backend::Postgres,
+        };
+        let test = TestDb::create_with(backend, 48).await;
+        println!(
+            "command benchmark ({}) — {CONNECTIONS} connections, {} s per measurement",
+            test.db.backend(),
+            seconds().as_secs()
+        );
         println!();
-        let raw = raw_insert(&db.pool).await;
-        let shaped = command_shaped(&db.pool).await;
-        let http = http_commands(&db).await;
+        let raw = raw_insert(&test.db).await;
+        let shaped = command_shaped(&test.db).await;
+        let http = http_commands(&test.db).await;
         println!("| measure | per second | ratio | latency |");
         println!("|---|---:|---|---|");
         println!("| raw single-row INSERT | {:.0} | baseline | {} |", raw.rate, latency(&raw));

@@ -102,9 +102,14 @@ pub struct TestDb {
 impl TestDb {
     /// Creates and migrates a database on `backend`.
     pub async fn create(backend: Backend) -> Self {
+        Self::create_with(backend, 32).await
+    }
+
+    /// As [`TestDb::create`], with a pool of up to `max_connections`.
+    pub async fn create_with(backend: Backend, max_connections: u32) -> Self {
         match backend {
             Backend::Postgres => {
-                let database = TestDatabase::create().await;
+                let database = TestDatabase::create_with(max_connections).await;
                 Self {
                     db: database.db(),
                     url: database.url.clone(),
