@@ -137,6 +137,13 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The PostgreSQL database's name (`None` on SQLite).
+    pub fn postgres_name(&self) -> Option<&str> {
+        self._postgres.as_ref().map(TestDatabase::name)
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(directory) = &self.directory {
