@@ -1,4 +1,5 @@
-//! Release Pilot's ledger: the PostgreSQL event store (postgres-es), the sealer that gives
+//! Release Pilot's ledger: the event store (postgres-es on PostgreSQL, sqlite-es on the
+//! embedded SQLite database, behind one [`db::Db`] handle), the sealer that gives
 //! every committed event a gap-free position in a SHA-256 hash chain with signed
 //! checkpoints, the relay to NATS JetStream, and verification.
 //!
