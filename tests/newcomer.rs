@@ -330,7 +330,16 @@ fn newcomer(database_url: Option<&str>) {
         deployment.as_str(),
         "{board}"
     );
-    let dora = json(client(&ci, &["dora", "--service", "web", "--json"]));
+    // Each read model catches up on its own: wait for the DORA facts as well.
+    let dora = loop {
+        let dora = json(client(&ci, &["dora", "--service", "web", "--json"]));
+        if dora["deployment_frequency"]["value"]["deployments"] == 1
+            || std::time::Instant::now() > deadline
+        {
+            break dora;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(
         dora["deployment_frequency"]["value"]["deployments"], 1,
         "{dora}"
@@ -338,7 +347,15 @@ fn newcomer(database_url: Option<&str>) {
     assert_eq!(dora["change_lead_time"]["value"]["commits"], 2);
     let summary = ok(client(&ci, &["dora", "--service", "web"]));
     assert!(summary.contains("deployment frequency"), "{summary}");
-    let trace = get("/v1/trace/requirements/REQ-1");
+    let trace = loop {
+        let trace = get("/v1/trace/requirements/REQ-1");
+        if trace["releases"][0]["deployments"][0]["deployment_id"] == deployment.as_str()
+            || std::time::Instant::now() > deadline
+        {
+            break trace;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(trace["tests"][0]["status"], "passed", "{trace}");
     assert_eq!(
         trace["releases"][0]["deployments"][0]["deployment_id"],
