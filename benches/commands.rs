@@ -68,7 +68,7 @@ async fn raw_insert(db: &Db) -> Measured {
 }
 
 /// BEGIN; read the aggregate's events; append one; COMMIT — what a command costs in SQL
-/// (on SQLite the transaction is `BEGIN IMMEDIATE`, as every read-then-write one is).
+/// (on SQLite it takes the write lock first, as every read-then-write one does).
 async fn command_shaped(db: &Db) -> Measured {
     on!(db, |pool, lite| sqlx::query(if lite {
         "CREATE TABLE bench_events (aggregate_id TEXT NOT NULL, sequence INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (aggregate_id, sequence))"

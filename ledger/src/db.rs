@@ -33,9 +33,9 @@ pub enum Db {
     Sqlite(SqlitePool),
 }
 
-/// A write transaction on either backend. On SQLite it starts with `BEGIN IMMEDIATE`:
-/// it holds the single write lock from its first statement, so a transaction that reads
-/// and then writes never fails to upgrade.
+/// A write transaction on either backend. On SQLite it takes the single write lock with
+/// its first statement (as `BEGIN IMMEDIATE` does), so a transaction that reads and then
+/// writes never fails to upgrade.
 #[derive(Debug)]
 pub enum Tx {
     /// PostgreSQL.
@@ -209,7 +209,17 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self {
             Self::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
-            Self::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Self::Sqlite(pool) => {
+                // A plain BEGIN makes the `Transaction` (rolled back if dropped) before
+                // anything else; the first statement then takes the write lock, as BEGIN
+                // IMMEDIATE would, without the moment where a cancelled `begin_with`
+                // leaves an unowned transaction holding the lock.
+                let mut tx = pool.begin().await?;
+                sqlx::query("UPDATE write_lock SET held = held WHERE 0")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Sqlite(tx))
+            }
         }
     }
 }

@@ -23,7 +23,7 @@
 //!
 //! # On SQLite
 //!
-//! SQLite has one writer at a time and each batch runs in a `BEGIN IMMEDIATE`
+//! SQLite has one writer at a time and each batch runs in a write
 //! transaction, which holds that write lock: no other transaction can be between
 //! assigning a `global_position` and committing it, so rows become visible in
 //! `global_position` order and the cursor is that column alone. The write lock also
@@ -302,7 +302,7 @@ impl Sealer {
 }
 
 /// Takes a transaction-scoped advisory lock or reports [`LedgerError::Busy`]. On SQLite
-/// the `BEGIN IMMEDIATE` transaction already holds the database's one write lock.
+/// the write transaction already holds the database's one write lock.
 pub(crate) async fn lock(tx: &mut Tx, key: i64) -> Result<(), LedgerError> {
     let Tx::Postgres(tx) = tx else {
         return Ok(());

@@ -87,6 +87,10 @@ CREATE TABLE api_tokens (
     revoked_at TEXT
 );
 
+-- Write transactions that read before they write take SQLite's one write lock first by
+-- writing here (a statement that changes nothing), so they never fail to upgrade a read.
+CREATE TABLE write_lock (held INTEGER);
+
 -- Append-only: committed events, ledger entries and checkpoints are never updated or
 -- deleted. Only someone who drops these triggers can alter them, and
 -- `release-pilot verify` then names the altered position.

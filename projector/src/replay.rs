@@ -9,8 +9,8 @@
 //! set to the rebuilt one. Readers wait only for that transaction; the live projector
 //! finds its lease taken and carries on after the swap from the new checkpoint.
 //!
-//! On SQLite (the embedded backend, one writer at a time) the rebuild is one `BEGIN
-//! IMMEDIATE` transaction instead: the tables are emptied and the whole ledger applied
+//! On SQLite (the embedded backend, one writer at a time) the rebuild is one write
+//! transaction instead: the tables are emptied and the whole ledger applied
 //! again inside it. Readers keep seeing the old rows until it commits (WAL); writers —
 //! commands, the sealer — wait for it, so a replay there suits ledgers of the size the
 //! embedded backend is for.

@@ -222,7 +222,7 @@ impl<P: Projection> Projector<P> {
         }
         let mut tx = self.db.begin().await?;
         // The row lock is the projection's lease: one writer at a time. On SQLite the
-        // `BEGIN IMMEDIATE` transaction holds the database's write lock already.
+        // write transaction holds the database's write lock already.
         let row: Option<(i64, Option<i64>, Option<String>)> = on_tx!(&mut tx, |conn, lite| {
             sqlx::query(
                 "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
