@@ -15,7 +15,7 @@
 //! commands, the sealer — wait for it, so a replay there suits ledgers of the size the
 //! embedded backend is for.
 
-use release_pilot_ledger::db::{entries_after, Db, Tx};
+use release_pilot_ledger::db::{entries_after, Db};
 use release_pilot_ledger::on_tx;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -243,9 +243,6 @@ async fn replay_in_place<P: Projection>(
         .execute(&mut *conn)
         .await?;
     });
-    let Tx::Sqlite(tx) = tx else {
-        return Err(RunError::Feed("replay_in_place runs on SQLite".to_owned()));
-    };
     tx.commit().await?;
     Ok(Replayed {
         applied: position,
