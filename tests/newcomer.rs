@@ -57,6 +57,19 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
+/// What `read` returns once `done` holds, or its last answer after 30 s (for the caller
+/// to assert on and show).
+fn eventually(read: impl Fn() -> Value, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn json(output: Output) -> Value {
     serde_json::from_str(&ok(output)).expect("JSON")
 }
@@ -317,29 +330,20 @@ fn newcomer(database_url: Option<&str>) {
             .json()
             .expect("json")
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let board = loop {
-        let board = get("/v1/environments/web/production");
-        if board["live"]["version"] == "0.1.0" || std::time::Instant::now() > deadline {
-            break board;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Each read model catches up on its own: every read waits for what it expects.
+    let board = eventually(
+        || get("/v1/environments/web/production"),
+        |board| board["live"]["version"] == "0.1.0",
+    );
     assert_eq!(
         board["live"]["deployment_id"],
         deployment.as_str(),
         "{board}"
     );
-    // Each read model catches up on its own: wait for the DORA facts as well.
-    let dora = loop {
-        let dora = json(client(&ci, &["dora", "--service", "web", "--json"]));
-        if dora["deployment_frequency"]["value"]["deployments"] == 1
-            || std::time::Instant::now() > deadline
-        {
-            break dora;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let dora = eventually(
+        || json(client(&ci, &["dora", "--service", "web", "--json"])),
+        |dora| dora["deployment_frequency"]["value"]["deployments"] == 1,
+    );
     assert_eq!(
         dora["deployment_frequency"]["value"]["deployments"], 1,
         "{dora}"
@@ -347,15 +351,10 @@ fn newcomer(database_url: Option<&str>) {
     assert_eq!(dora["change_lead_time"]["value"]["commits"], 2);
     let summary = ok(client(&ci, &["dora", "--service", "web"]));
     assert!(summary.contains("deployment frequency"), "{summary}");
-    let trace = loop {
-        let trace = get("/v1/trace/requirements/REQ-1");
-        if trace["releases"][0]["deployments"][0]["deployment_id"] == deployment.as_str()
-            || std::time::Instant::now() > deadline
-        {
-            break trace;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let trace = eventually(
+        || get("/v1/trace/requirements/REQ-1"),
+        |trace| trace["releases"][0]["deployments"][0]["deployment_id"] == deployment.as_str(),
+    );
     assert_eq!(trace["tests"][0]["status"], "passed", "{trace}");
     assert_eq!(
         trace["releases"][0]["deployments"][0]["deployment_id"],

@@ -3,6 +3,8 @@
 //! random points, the database refusing to rewrite history, and verification naming a
 //! tampered position. Each test runs once on PostgreSQL and once on SQLite.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,22 +70,6 @@ async fn write_concurrently(db: &Db, writers: usize, each: usize) {
     }
 }
 
-/// Asserts the ledger holds every committed event exactly once at positions 1..=N.
-async fn assert_sealed_exactly_once(db: &Db) -> i64 {
-    let (events, ledger, distinct, min, max): (i64, i64, i64, Option<i64>, Option<i64>) =
-        on!(db, |pool| sqlx::query_as(
-            "SELECT (SELECT count(*) FROM events), count(*), count(DISTINCT global_position), \
-                    min(position), max(position) FROM ledger",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("ledger stats"));
-    assert_eq!(ledger, events, "every committed event has a ledger entry");
-    assert_eq!(distinct, events, "no event is sealed twice");
-    assert_eq!((min, max), (Some(1), Some(events)), "positions are 1..=N");
-    events
-}
-
 async fn verify(db: &Db, key: &LedgerKey) -> Result<i64, VerifyFailure> {
     verify_database(db, &key.verifying_key(), |_| {})
         .await
@@ -104,7 +90,7 @@ both_backends!(
         sealer.await.expect("sealer");
         let head = seal_everything(&test.db, &key, Duration::from_secs(30)).await;
         assert_eq!(head, 8 * 40);
-        assert_eq!(assert_sealed_exactly_once(&test.db).await, head);
+        assert_eq!(common::assert_sealed_exactly_once(&test.db).await, head);
         assert_eq!(verify(&test.db, &key).await, Ok(head));
     }
 );
@@ -141,7 +127,7 @@ both_backends!(
         writer.await.expect("writer");
         let head = seal_everything(&test.db, &key, Duration::from_secs(30)).await;
         assert_eq!(head, 4 * 60);
-        assert_eq!(assert_sealed_exactly_once(&test.db).await, head);
+        assert_eq!(common::assert_sealed_exactly_once(&test.db).await, head);
         assert_eq!(verify(&test.db, &key).await, Ok(head));
     }
 );
@@ -170,7 +156,7 @@ both_backends!(the_database_refuses_to_rewrite_history, |test| async move {
             .expect_err(sql));
         assert!(error.to_string().contains("append-only"), "{sql}: {error}");
     }
-    assert_eq!(assert_sealed_exactly_once(&test.db).await, 3);
+    assert_eq!(common::assert_sealed_exactly_once(&test.db).await, 3);
     assert_eq!(verify(&test.db, &key).await, Ok(3));
 });
 

@@ -87,14 +87,18 @@ pub async fn seal_all(sealer: &Sealer, pool: &PgPool, timeout: Duration) -> i64 
     }
 }
 
-/// Asserts the ledger holds every committed event exactly once at positions 1..=N.
-pub async fn assert_sealed_exactly_once(pool: &PgPool) -> i64 {
-    let (events, ledger, distinct, min, max): (i64, i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM events), count(*), count(DISTINCT global_position), min(position), max(position) FROM ledger",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("ledger stats");
+/// Asserts the ledger holds every committed event exactly once at positions 1..=N (on
+/// either backend).
+pub async fn assert_sealed_exactly_once(db: impl Into<release_pilot_ledger::db::Db>) -> i64 {
+    let db = db.into();
+    let (events, ledger, distinct, min, max): (i64, i64, i64, Option<i64>, Option<i64>) =
+        release_pilot_ledger::on!(&db, |pool| sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events), count(*), count(DISTINCT global_position), \
+                    min(position), max(position) FROM ledger",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("ledger stats"));
     assert_eq!(ledger, events, "every committed event has a ledger entry");
     assert_eq!(distinct, events, "no event is sealed twice");
     if events > 0 {
